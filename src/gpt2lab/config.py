@@ -74,9 +74,7 @@ class GPTConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head != 0:
-            raise ConfigError(
-                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})"
-            )
+            raise ConfigError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         if self.n_inner is not None and (not isinstance(self.n_inner, int) or self.n_inner <= 0):
             raise ConfigError(f"n_inner must be a positive integer or None, got {self.n_inner!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
@@ -106,17 +104,20 @@ class GPTConfig:
         """Hidden width of the MLP (3072 in GPT-2 small)."""
         return self.n_inner if self.n_inner is not None else 4 * self.n_embd
 
-    @property
-    def is_standard_gpt2(self) -> bool:
-        """True when Hugging Face's GPT2LMHeadModel can hold this architecture exactly."""
-        return (
-            self.pos_encoding == "learned"
-            and self.norm_placement == "pre"
-            and self.activation in ("gelu_tanh", "gelu")
-            and self.attn_normalization == "softmax"
-            and self.bias
-            and self.tie_embeddings
-        )
+    def hf_incompatibilities(self) -> list[str]:
+        """Why Hugging Face's GPT2LMHeadModel cannot hold this architecture ([] when it can).
+
+        GPT-2's own config expresses attention scaling (scale_attn_weights), untied heads
+        (tie_word_embeddings) and both GELUs; everything else here is gpt2lab-only.
+        """
+        checks = [
+            (self.pos_encoding == "learned", f"pos_encoding={self.pos_encoding}"),
+            (self.norm_placement == "pre", f"norm_placement={self.norm_placement}"),
+            (self.activation in ("gelu_tanh", "gelu"), f"activation={self.activation}"),
+            (self.attn_normalization == "softmax", "attn_normalization=none"),
+            (self.bias, "bias=False"),
+        ]
+        return [reason for ok, reason in checks if not ok]
 
     def num_params_estimate(self, non_embedding: bool = True) -> int:
         """Parameter count from the shape alone (matches GPT.num_params for the default switches)."""
