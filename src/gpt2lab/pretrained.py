@@ -207,16 +207,27 @@ def load_pretrained(
 
 
 def resolve_model_dir(name_or_dir: str | os.PathLike) -> Path:
-    """A local directory as is; otherwise a hub name, downloaded (or found in the HF cache)."""
+    """A model directory, a training run (its best checkpoint), or a hub name (downloaded)."""
     path = Path(name_or_dir).expanduser()
     if path.is_dir():
-        return path
+        return checkpoint_of_run(path) if (path / "checkpoints").is_dir() else path
     text = str(name_or_dir)
     if path.exists():
         raise GPT2LabError(f"{text} is a file; expected a model directory")
     if text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text:
         raise GPT2LabError(f"no such model directory: {text}")
     return download(text)
+
+
+def checkpoint_of_run(run_dir: Path) -> Path:
+    """The checkpoint a training run stands for: checkpoints/best, else the latest step_*."""
+    checkpoints = run_dir / "checkpoints"
+    if (checkpoints / "best" / "config.json").is_file():
+        return checkpoints / "best"
+    steps = sorted(p for p in checkpoints.glob("step_*") if (p / "config.json").is_file())
+    if not steps:
+        raise GPT2LabError(f"training run {run_dir} has no complete checkpoint yet")
+    return steps[-1]
 
 
 def download(name: str) -> Path:

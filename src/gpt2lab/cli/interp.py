@@ -1,0 +1,7 @@
+"""interp commands (see the module's register function)."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:  # filled in by the interp work
+    del subparsers
