@@ -50,7 +50,8 @@ def init_params(config: Any, seed: int = 0, dtype: Any = np.float64) -> Params:
 
     Matmul weights and embeddings ~ N(0, 0.02); the two projections that write into the
     residual stream (attn.c_proj, mlp.c_proj) ~ N(0, 0.02 / sqrt(2 * n_layer)), so the
-    stream's variance does not grow with depth; biases 0, LayerNorm gains 1.
+    stream's variance does not grow with depth; biases 0, LayerNorm gains 1. This is the
+    init whatever `config.init` says: torch's default init is a property of torch modules.
     """
     rng = np.random.default_rng(seed)
     std, resid_std = 0.02, 0.02 / math.sqrt(2 * config.n_layer)
@@ -143,7 +144,7 @@ def embedding_backward(dx, cache):  # [B, T, C] -> dwte [V, C], dpos [T, C]
     """A lookup copies rows, so its gradient scatters them back: each token's row of dwte
     sums dx over every place that token occurred (np.add.at accumulates repeated indices,
     where `dwte[idx] += dx` would keep only the last). The position rows are shared by the
-    whole batch, so dpos sums over B."""
+    whole batch, so dpos sums over B (the caller drops it when there was no `pos`)."""
     idx, wte_shape = cache
     dwte = np.zeros(wte_shape, dtype=dx.dtype)  # [V, C]
     np.add.at(dwte, idx.reshape(-1), dx.reshape(-1, wte_shape[1]))  # [B*T] rows of [B*T, C]
