@@ -59,17 +59,19 @@ class SinusoidalPositions(nn.Module):
 
     PE[p, 2i] = sin(p / 10000^(2i/C)),  PE[p, 2i+1] = cos(p / 10000^(2i/C)).
     At p = 0 the row is [0, 1, 0, 1, ...]; low columns turn fast, high columns slowly.
+    Computed in float64 (the caller casts), so a float64 model gets exact positions.
     """
 
     def __init__(self, n_embd: int) -> None:
         super().__init__()
-        pair = torch.arange(n_embd) // 2 * 2  # [0, 0, 2, 2, 4, 4, ...]
-        self.register_buffer("inv_freq", 10000.0 ** (-pair / n_embd), persistent=False)  # (C,)
-        self.register_buffer("is_cos", torch.arange(n_embd) % 2 == 1, persistent=False)  # (C,)
+        self.n_embd = n_embd
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:  # (B|1, T) -> (B|1, T, C)
-        angle = pos.unsqueeze(-1).to(self.inv_freq.dtype) * self.inv_freq
-        return torch.where(self.is_cos, torch.cos(angle), torch.sin(angle))
+        exact = torch.float32 if pos.device.type == "mps" else torch.float64  # mps has no float64
+        column = torch.arange(self.n_embd, device=pos.device)  # (C,)
+        inv_freq = 10000.0 ** (-(column // 2 * 2).to(exact) / self.n_embd)  # 2i for cols 2i, 2i+1
+        angle = pos.unsqueeze(-1).to(exact) * inv_freq  # (B|1, T, C)
+        return torch.where(column % 2 == 1, torch.cos(angle), torch.sin(angle))
 
 
 class NoPositions(nn.Module):
@@ -347,7 +349,8 @@ class GPT(HookedModule):
         self._check_inputs(idx, past + T, cache)
 
         pos, mask = self._positions_and_mask(T, past, attention_mask, idx.device)
-        x = self.hook_embed(self.wte(idx)) + self.hook_pos_embed(self.wpe(pos))  # (B, T, C)
+        tok = self.hook_embed(self.wte(idx))  # (B, T, C)
+        x = tok + self.hook_pos_embed(self.wpe(pos).to(tok.dtype))  # (B, T, C)
         x = self.drop(x)
         for block in self.blocks:
             x = block(x, mask, cache)
@@ -358,7 +361,12 @@ class GPT(HookedModule):
         loss = None
         if targets is not None:
             loss = F.cross_entropy(
-                logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-1
+                # at least float32 for the loss, also under bf16/fp16 autocast
+                logits.view(-1, logits.size(-1)).to(
+                    torch.promote_types(logits.dtype, torch.float32)
+                ),
+                targets.reshape(-1),
+                ignore_index=-1,
             )
         return logits, loss
 
