@@ -125,7 +125,9 @@ def test_left_padding_equals_unpadded_rows(path):
     # one more decode step with the mask extended by one real position
     nxt = torch.tensor([[5], [7]])
     step, _ = model(nxt, cache=cache, attention_mask=torch.cat([mask, torch.ones(2, 1)], 1))
-    torch.testing.assert_close(step[1, 0], model(torch.cat([short, nxt[1:]], 1))[0][0, -1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        step[1, 0], model(torch.cat([short, nxt[1:]], 1))[0][0, -1], atol=1e-5, rtol=0
+    )
 
 
 def test_sinusoidal_table_is_vaswani():
@@ -175,7 +177,9 @@ def test_tied_embeddings_share_one_matrix():
     assert untied.num_params(False) - tied.num_params(False) == 97 * 32
 
 
-@pytest.mark.parametrize("switches", [{}, dict(bias=False), dict(norm_placement="none"), dict(n_inner=40)])
+@pytest.mark.parametrize(
+    "switches", [{}, dict(bias=False), dict(norm_placement="none"), dict(n_inner=40)]
+)
 def test_num_params_matches_config_estimate(switches):
     config = small(**switches)
     model = GPT(config)
@@ -249,7 +253,9 @@ def test_run_with_cache_pattern_equals_softmax_of_cached_q_k():
     _, cache = model.run_with_cache(idx)
     q, k = cache["blocks.1.attn.hook_q"], cache["blocks.1.attn.hook_k"]  # (B, nh, T, hs)
     scores = q @ k.transpose(-2, -1) / math.sqrt(model.config.head_dim)
-    expected = scores.masked_fill(~torch.ones(9, 9, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
+    expected = scores.masked_fill(
+        ~torch.ones(9, 9, dtype=torch.bool).tril(), float("-inf")
+    ).softmax(-1)
     torch.testing.assert_close(cache["blocks.1.attn.hook_pattern"], expected)
     assert not model.blocks[1].attn.hook_pattern.active  # hooks gone afterwards
 
