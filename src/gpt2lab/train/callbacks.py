@@ -1,0 +1,271 @@
+"""Everything the loop does besides optimising, as callbacks (minGPT's `trigger_callbacks`).
+
+The loop calls, in order:
+    on_train_start(trainer)
+    per step:  on_before_optimizer_step(trainer)   gradients ready (unscaled, not yet clipped)
+               on_step_end(trainer, record)        record: {"kind": "train" | "nonfinite", ...}
+               on_eval_end(trainer, record)        when an evaluation ran
+    on_train_end(trainer, result)
+and `trainer.log(record)` hands every record to `on_log(trainer, record)`.
+
+Only rank 0 writes files; a callback that needs every rank (checkpoints gather state from all
+ranks; samples run the possibly-sharded model) does its collective part on all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from gpt2lab.model import KVCache
+from gpt2lab.train import monitor
+
+if TYPE_CHECKING:
+    from gpt2lab.train.loop import RunResult, Trainer
+
+
+class Callback:
+    """Base class: every hook does nothing. Override the ones you need."""
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+
+    def on_before_optimizer_step(self, trainer: Trainer) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
+
+    def on_eval_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
+
+    def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
+
+    def on_train_end(self, trainer: Trainer, result: RunResult) -> None: ...
+
+
+def due(step: int, interval: int) -> bool:
+    """True every `interval` steps (never when interval is 0)."""
+    return interval > 0 and step % interval == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+# ---------------------------------------------------------------------------------------------
+
+
+class MetricsFile(Callback):
+    """Appends each record as one JSON line to runs/NAME/metrics.jsonl (rank 0)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, trainer, record):
+        if trainer.dist.is_main:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+class TensorBoard(Callback):
+    """The same records as TensorBoard scalars, when `tensorboard` is installed (rank 0)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(log_dir))
+
+    def on_log(self, trainer, record):
+        if trainer.dist.is_main:
+            for key, value in flatten(record).items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
+
+    def on_train_end(self, trainer, result):
+        self.writer.close()
+
+
+def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"act": {"block0": {"rms": 1.2}}} -> {"act/block0/rms": 1.2}; lists get indices."""
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "/"))
+        elif isinstance(value, list):
+            out.update(flatten(dict(enumerate(value)), name + "/"))
+        else:
+            out[name] = value
+    return out
+
+
+class Progress(Callback):
+    """A tqdm bar: step, loss, lr, tokens/s and the ETA (rank 0)."""
+
+    def on_train_start(self, trainer):
+        from tqdm.auto import tqdm
+
+        self.bar = None
+        if trainer.dist.is_main:
+            self.bar = tqdm(
+                total=trainer.config.max_steps, initial=trainer.step, desc="train", unit="step"
+            )
+
+    def on_step_end(self, trainer, record):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(
+                loss=f"{record.get('loss', float('nan')):.3f}",
+                lr=f"{record['lr']:.2e}",
+                tok_s=f"{record['tokens_per_s']:,.0f}",
+                refresh=False,
+            )
+
+    def on_eval_end(self, trainer, record):
+        if self.bar is not None:
+            self.bar.write(
+                f"step {record['step']}: val loss {record['val_loss']:.4f}, "
+                f"perplexity {record['val_ppl']:.2f}"
+            )
+
+    def on_train_end(self, trainer, result):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Samples
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def sample(
+    model,
+    prompt_ids: list[int],
+    n_tokens: int,
+    *,
+    seed: int,
+    temperature: float = 0.8,
+    top_k: int = 40,
+) -> list[int]:
+    """Continue `prompt_ids` by up to `n_tokens` sampled tokens (top-k, temperature).
+
+    One forward over the prompt fills a KV cache; each new token then costs a forward of
+    length 1. Generation stops at the model's context length. A private generator seeded
+    with `seed` makes it repeatable without touching the training RNG.
+    """
+    device = next(model.parameters()).device
+    length = min(len(prompt_ids) + n_tokens, model.config.block_size)
+    cache = KVCache(model.config, 1, length, device=device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    ids = torch.tensor([prompt_ids], device=device)  # (1, T)
+    out: list[int] = []
+    was_training = model.training
+    model.eval()
+    try:
+        while cache.length + ids.size(1) <= length:
+            logits, _ = model(ids, cache=cache)
+            logits = logits[:, -1, :].float() / temperature  # (1, V)
+            kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+            probs = logits.masked_fill(logits < kth, float("-inf")).softmax(-1)
+            ids = torch.multinomial(probs, 1, generator=generator)  # (1, 1)
+            out.append(int(ids))
+    finally:
+        model.train(was_training)
+    return out
+
+
+class Samples(Callback):
+    """Writes a sample continuation of the prompt to samples.txt every `interval` steps."""
+
+    def __init__(self, path: Path, tokenizer, prompt: str, n_tokens: int, interval: int):
+        self.path, self.tokenizer, self.prompt = path, tokenizer, prompt
+        self.n_tokens, self.interval = n_tokens, interval
+
+    def write(self, trainer) -> str:
+        ids = self.tokenizer.encode(self.prompt) or [self.tokenizer.eot_token]
+        new = sample(trainer.raw_model, ids, self.n_tokens, seed=trainer.config.seed)
+        text = self.prompt + self.tokenizer.decode(new)
+        if trainer.dist.is_main:
+            with open(self.path, "a") as f:
+                f.write(f"=== step {trainer.step} ===\n{text}\n\n")
+        trainer.last_sample, trainer.last_sample_step = text, trainer.step
+        return text
+
+    def on_step_end(self, trainer, record):
+        if due(trainer.step, self.interval):
+            self.write(trainer)
+
+    def on_train_end(self, trainer, result):
+        if result.stopped != "nonfinite" and trainer.last_sample_step != trainer.step:
+            self.write(trainer)
+        result.sample = trainer.last_sample
+
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring
+# ---------------------------------------------------------------------------------------------
+
+
+class Monitor(Callback):
+    """Per-layer gradient norms, update ratios and activation statistics (see monitor.py)."""
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+        self.pending: dict[str, Any] | None = None
+
+    def on_before_optimizer_step(self, trainer):
+        step = trainer.step + 1  # the step being taken
+        if due(step, self.interval):
+            model = trainer.raw_model
+            self.pending = {
+                "grad_norm": monitor.grad_norms(model),
+                "before": monitor.snapshot(model),
+            }
+
+    def on_step_end(self, trainer, record):
+        if self.pending is None:
+            return
+        model = trainer.raw_model
+        before = self.pending.pop("before")
+        if record["kind"] == "train":
+            self.pending["update_ratio"] = monitor.update_ratios(model, before)
+        stats = monitor.activation_stats(model, trainer.monitor_batch)
+        trainer.log({"kind": "monitor", "step": trainer.step, **self.pending, **stats})
+        self.pending = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+class Checkpoints(Callback):
+    """step_* every `interval` steps (the last `keep_last` kept), best/ on a new best val loss,
+    and one at the end (not after a non-finite stop: the last good checkpoint stays)."""
+
+    def __init__(self, interval: int) -> None:
+        self.interval = interval
+
+    def on_step_end(self, trainer, record):
+        if due(trainer.step, self.interval):
+            trainer.save_checkpoint()
+
+    def on_eval_end(self, trainer, record):
+        if record["val_loss"] < trainer.best_val:
+            trainer.best_val = record["val_loss"]
+            trainer.save_checkpoint(best=True)
+
+    def on_train_end(self, trainer, result):
+        if result.stopped != "nonfinite" and trainer.last_checkpoint_step != trainer.step:
+            trainer.save_checkpoint()
+        result.checkpoint = trainer.last_checkpoint
+
+
+class Timer(Callback):
+    """Wall-clock seconds of the run, into the result."""
+
+    def on_train_start(self, trainer):
+        self.start = time.perf_counter()
+
+    def on_train_end(self, trainer, result):
+        result.seconds = time.perf_counter() - self.start
