@@ -79,6 +79,9 @@ ARTICLE = {
 THINGS = [f"{adj} {noun}" for adj in ADJECTIVES for noun, _ in OBJECTS] + [n for n, _ in OBJECTS]
 A_THINGS = [f"{ARTICLE[thing.split(' ', 1)[0]]} {thing}" for thing in THINGS]
 PLACES = [f"the {adj} {place}" for adj in ADJECTIVES for place in W.PLACES]
+# Nouns whose number shows ("sheep" does not): subjects and attractors of agreement probes.
+MARKED_HEADS = [n for n in ANIMALS + PEOPLE if n[0] != n[1]]
+MARKED_ATTRACTORS = [n for n in OBJECTS + ANIMALS if n[0] != n[1]]
 
 
 # --- the story grammar -------------------------------------------------------------------------
@@ -417,8 +420,8 @@ class ProbeWriter(StoryWriter):
 
     def agreement_probe(self) -> dict[str, Any]:
         """'The dogs near the old barn were happy.': subject, attractor, verb and number."""
-        head = self.pick(ANIMALS + PEOPLE)
-        attractor = self.pick(OBJECTS + ANIMALS)
+        head = self.pick(MARKED_HEADS)
+        attractor = self.pick(MARKED_ATTRACTORS)
         number = "plural" if self.rng.random() < 0.5 else "singular"
         same = self.rng.random() < 0.25  # some attractors share the subject's number
         attractor_number = number if same else ("singular" if number == "plural" else "plural")

@@ -117,7 +117,7 @@ neighbor sister teacher uncle
 PEOPLE = """
 baker builder captain chef clown dancer doctor driver farmer firefighter fisherman:fishermen
 gardener giant guard hunter juggler king knight librarian mailman:mailmen mayor nurse painter
-pilot pirate police:police prince princess queen sailor scientist singer soldier stranger
+pilot pirate prince princess queen sailor scientist singer soldier stranger
 tailor traveler wizard witch
 """.split()
 

@@ -18,6 +18,8 @@ from gpt2lab.tokenizer.vocab import ENDOFTEXT, Vocab, load_vocab
 
 BACKENDS = ("tiktoken", "bpe")
 
+_TOKENIZERS: dict[tuple[str, str], Tokenizer] = {}  # (vocab identity, backend) -> tokenizer
+
 __all__ = [
     "BACKENDS",
     "ENDOFTEXT",
@@ -34,15 +36,20 @@ def get_tokenizer(name_or_dir: str = "gpt2", backend: str = "tiktoken") -> Token
 
     A directory holds encoder.json + vocab.bpe (as `gpt2lab tokenizer train` writes them) or
     Hugging Face's vocab.json + merges.txt. backend='tiktoken' is fast (Rust); backend='bpe' is
-    the from-scratch Python implementation in `bpe.py`. Both give identical ids.
+    the from-scratch Python implementation in `bpe.py`. Both give identical ids. Tokenizers
+    are built once per vocabulary and backend, then shared.
     """
     if backend not in BACKENDS:
         raise GPT2LabError(f"unknown tokenizer backend {backend!r}; choose tiktoken or bpe")
     vocab = load_vocab(str(name_or_dir))
-    if backend == "bpe":
-        from gpt2lab.tokenizer.bpe import BPETokenizer
+    key = (vocab.identity, backend)
+    if key not in _TOKENIZERS:
+        if backend == "bpe":
+            from gpt2lab.tokenizer.bpe import BPETokenizer
 
-        return BPETokenizer(vocab)
-    from gpt2lab.tokenizer.fast import TiktokenTokenizer
+            _TOKENIZERS[key] = BPETokenizer(vocab)
+        else:
+            from gpt2lab.tokenizer.fast import TiktokenTokenizer
 
-    return TiktokenTokenizer(vocab)
+            _TOKENIZERS[key] = TiktokenTokenizer(vocab)
+    return _TOKENIZERS[key]

@@ -227,18 +227,33 @@ def vocab_identity(ranks: dict[bytes, int], special: dict[str, int]) -> str:
     return f"bpe{n_vocab}-{digest.hexdigest()[:16]}"
 
 
-@lru_cache(maxsize=8)
 def load_vocab(name_or_dir: str) -> Vocab:
-    """'gpt2' -> OpenAI's verified files; a directory -> its encoder/merges files."""
+    """'gpt2' -> OpenAI's verified files; a directory -> its encoder/merges files.
+
+    Reading 50,000 merges takes a moment, so the result is cached per file pair and file
+    version (a directory retrained in place is read again).
+    """
     if name_or_dir == "gpt2":
-        return load_vocab_files("gpt2", *gpt2_files())
+        return read_vocab_cached("gpt2", *stamp(*gpt2_files()))
     directory = Path(name_or_dir).expanduser()
-    if not directory.exists() and os.sep not in name_or_dir and "/" not in name_or_dir:
+    if not directory.exists() and "/" not in name_or_dir and os.sep not in name_or_dir:
         raise GPT2LabError(
             f"unknown tokenizer {name_or_dir!r}: use 'gpt2' or a directory with encoder.json "
             "and vocab.bpe"
         )
-    return load_vocab_files(directory.resolve().name, *find_files(directory))
+    return read_vocab_cached(directory.resolve().name, *stamp(*find_files(directory)))
+
+
+def stamp(*paths: Path) -> tuple[tuple[Path, int, int], ...]:
+    """(path, size, mtime) of each file: a cache key that changes when a file is rewritten."""
+    return tuple((path, path.stat().st_size, path.stat().st_mtime_ns) for path in paths)
+
+
+@lru_cache(maxsize=8)
+def read_vocab_cached(
+    name: str, encoder: tuple[Path, int, int], merges: tuple[Path, int, int]
+) -> Vocab:
+    return load_vocab_files(name, encoder[0], merges[0])
 
 
 def write_vocab(directory: Path, merges: list[tuple[bytes, bytes]]) -> tuple[Path, Path]:
