@@ -70,6 +70,8 @@ def test_agreement_across_intervening_phrases(five_mb):
 def test_pronoun_agreement_and_punctuation(five_mb):
     assert not regex.search(r"\b(?:[Tt]hey was|[Ss]he were|[Hh]e were)\b", five_mb)
     assert regex.search(r"\bThey were\b", five_mb) and "because" in five_mb
+    assert not regex.search(r'\." [a-z]', five_mb)  # "It is red," said Ann -- not "red." said
+    assert regex.search(r'," [a-z]+ [A-Z]', five_mb) and regex.search(r'[a-z], "[A-Z]', five_mb)
     for story in five_mb.split("\n\n")[:2000]:
         assert story[0].isupper() and story[-1] in '.!?"'
         assert story.count('"') % 2 == 0

@@ -3,9 +3,11 @@
 The idea is TinyStories' (short stories a small model can learn to continue), but nothing is
 downloaded: every story is built here from the word lists in `words.py`:
 
-    Once upon a time, there was a curious girl named Lily. She had a fluffy gray rabbit.
-    One rainy morning, Lily and Tom walked to the old mill. "Can I hold your shiny kite?"
-    asked Tom. Lily was happy because the rabbits near the barn were calm. ...
+    One stormy evening, Laura went to the slender road with her gardener. She had a wild white
+    chick. The chick liked to wander between the wet workshop. She met Tommy inside the misty
+    hotel. He was holding a gooey treasure. He hid the drowsy lock along the fluffy gym. ...
+    "Look at the squeaky sloths next to the teal school!" grumbled Tommy. In the end, Laura
+    felt kind and rolled clumsily with Tommy.
 
 Each story has named characters whose pronouns (he/she/they, and "it" for animals and things)
 are used across sentences, "because" clauses, quoted dialogue, and subjects whose verb agrees
@@ -223,6 +225,8 @@ class StoryWriter:
             line = f"The {noun[1]} {self.pick(W.PREPOSITIONS)} the {self.pick(W.PLACES)} are {self.adj()}."
             verb = self.pick(SPEECH)[2]
         if self.rng.random() < 0.5:
+            if line.endswith("."):  # "It is red," said Ann.
+                line = line[:-1] + ","
             return f'"{line}" {verb} {speaker.name}.'
         return f'{speaker.name} {verb}, "{line}"'
 
