@@ -1,0 +1,146 @@
+"""The JSON the explorer's API takes and gives (these also make its OpenAPI schema at /docs).
+
+Requests forbid unknown fields, so a typo ("abalte") is a 422 with the field's name rather
+than a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_ABLATE = 4096  # (layer, head) pairs in one request; a 48 × 25 GPT-2 XL has 1200 heads
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextRequest(Request):
+    text: str = Field(description="The text to look at (tokenised with the model's tokenizer).")
+
+
+class HeadRef(Request):
+    layer: int = Field(ge=0, description="Layer index, from 0.")
+    head: int = Field(ge=0, description="Head index within the layer, from 0.")
+
+
+class PredictRequest(TextRequest):
+    k: int = Field(5, ge=1, le=20, description="Predictions per position.")
+    ablate: list[HeadRef] = Field(
+        default_factory=list,
+        max_length=MAX_ABLATE,
+        description="Heads whose output is zeroed; the response then shows the changes.",
+    )
+
+
+class AttentionRequest(TextRequest):
+    layer: int = Field(0, ge=0)
+    head: int = Field(0, ge=0)
+    ablate: list[HeadRef] = Field(default_factory=list, max_length=MAX_ABLATE)
+
+
+class Token(BaseModel):
+    id: int
+    text: str
+
+
+class Prediction(BaseModel):
+    id: int
+    text: str
+    prob: float
+
+
+class PositionPredictions(BaseModel):
+    position: int
+    token: Token
+    target: Token = Field(
+        description="The text's next token, or at the last position the model's top prediction."
+    )
+    target_is_prediction: bool
+    top: list[Prediction]
+    logprob: float = Field(description="log p(target) of the unablated model.")
+    ablated_top: list[Prediction] | None = None
+    ablated_logprob: float | None = None
+    delta: float | None = Field(None, description="Δ log p(target) = ablated − clean.")
+
+
+class PredictResponse(BaseModel):
+    ablated: list[list[int]]
+    positions: list[PositionPredictions]
+
+
+class TokenizeResponse(BaseModel):
+    tokens: list[Token]
+
+
+class AttentionResponse(BaseModel):
+    layer: int
+    head: int
+    tokens: list[Token]
+    pattern: list[list[float]] = Field(description="A[i][j]: attention from query i to key j.")
+    thumbnails: list[list[list[float]]] = Field(
+        description="Every head of the layer, average-pooled to at most thumb_size squared."
+    )
+
+
+class Info(BaseModel):
+    name: str
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    vocab_size: int
+    n_params: int
+    max_tokens: int
+    max_chars: int
+    max_top_k: int
+    tokenizer: str
+    has_run: bool
+
+
+class HeadRole(BaseModel):
+    layer: int
+    head: int
+    role: str
+    score: float
+
+
+class RoleRule(BaseModel):
+    role: str
+    score: str
+    threshold: float
+    description: str
+
+
+class HeadsResponse(BaseModel):
+    grids: dict[str, list[list[float]]]
+    n_texts: int
+    measure: str
+    induction_loss: float | None
+    baseline_accuracy: float | None
+    n_pronouns: int
+    source: str
+    roles: list[HeadRole]
+    rules: list[RoleRule]
+
+
+class Series(BaseModel):
+    step: list[float]
+    value: list[float | None]
+
+
+class LayeredSeries(BaseModel):
+    layers: list[str]
+    step: list[float]
+    values: list[list[float | None]]
+
+
+class RunResponse(BaseModel):
+    name: str
+    n_records: int
+    series: dict[str, Series]
+    layered: dict[str, LayeredSeries]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
