@@ -158,3 +158,14 @@ def test_ids_that_do_not_fit_the_dtype(tmp_path, capsys):
     assert main([*base, "--out", str(tmp_path / "o")]) == 0
     assert read_meta(tmp_path / "o")["dtype"] == "uint32"
     assert read_shard(tmp_path / "o" / "train_000000.bin").dtype.itemsize == 4
+
+
+def test_help_texts(capsys):
+    for argv, option in [
+        (["data", "prepare", "--help"], "--max-tokens"),
+        (["data", "stories", "--help"], "--probes"),
+        (["tokenizer", "train", "--help"], "--vocab-size"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0 and option in capsys.readouterr().out

@@ -75,3 +75,24 @@ def test_unknown_backend():
 def test_directory_without_vocabulary(tmp_path):
     with pytest.raises(GPT2LabError, match="holds no vocabulary"):
         get_tokenizer(str(tmp_path))
+
+
+def test_tokenizer_is_a_leaf():
+    """tokenizer/ imports only the standard library, its own modules, gpt2lab.errors — no torch."""
+    import ast
+    from pathlib import Path
+
+    import gpt2lab.tokenizer
+
+    for path in Path(gpt2lab.tokenizer.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith("torch"), (path.name, name)
+                if name.startswith("gpt2lab"):
+                    assert name == "gpt2lab.errors" or name.startswith("gpt2lab.tokenizer"), name
