@@ -21,16 +21,12 @@ def register(subparsers) -> None:
     )
     p.add_argument(
         "--model",
-        default="gpt2",
-        help="hub name (gpt2), model directory, or training run runs/NAME (default: gpt2)",
+        help="hub name (gpt2), model directory, or training run runs/NAME "
+        "(default: the newest run under runs/)",
     )
     p.add_argument(
         "--run",
         help="training run directory whose metrics.jsonl to draw (default: --model, if a run)",
-    )
-    p.add_argument(
-        "--tokenizer",
-        help="tokenizer name or directory (default: the model directory's own, else gpt2)",
     )
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 = any free)")
     p.add_argument(
@@ -47,7 +43,7 @@ def register(subparsers) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
-    from gpt2lab.pretrained import load_pretrained, resolve_model_dir
+    from gpt2lab.generate import load_model_and_tokenizer, resolve_model_name
     from gpt2lab.viewer.api import Limits
     from gpt2lab.viewer.server import serve
 
@@ -55,34 +51,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise GPT2LabError(f"--port {args.port} is not a port number (0..65535)")
     if args.max_tokens < 1:
         raise GPT2LabError("--max-tokens must be at least 1")
+    target, description = resolve_model_name(args.model)
     run_dir = Path(args.run) if args.run else None
-    if run_dir is None and (Path(args.model) / "metrics.jsonl").is_file():
-        run_dir = Path(args.model)
-    directory = resolve_model_dir(args.model)
-    model = load_pretrained(directory, device=args.device)
-    tokenizer = model_tokenizer(directory, args.tokenizer)
-    print(f"loaded {args.model}: {model.num_params(non_embedding=False) / 1e6:.1f}M parameters")
+    if run_dir is None and (Path(target) / "metrics.jsonl").is_file():
+        run_dir = Path(target)
+    model, tokenizer, _ = load_model_and_tokenizer(target, device=args.device)
+    print(f"loaded {description}: {model.num_params(non_embedding=False) / 1e6:.1f}M parameters")
     serve(
         model,
         tokenizer,
         host=args.host,
         port=args.port,
         run_dir=run_dir,
-        name=Path(args.model).name or args.model,
+        name=Path(target).name or target,
         limits=Limits(max_tokens=args.max_tokens),
     )
     return 0
-
-
-def model_tokenizer(directory: Path, name: str | None):
-    """The tokenizer asked for, else the one saved with the model (encoder.json + vocab.bpe
-    or vocab.json + merges.txt), else GPT-2's."""
-    from gpt2lab.errors import GPT2LabError
-    from gpt2lab.tokenizer import get_tokenizer
-
-    if name:
-        return get_tokenizer(name)
-    try:
-        return get_tokenizer(str(directory))
-    except GPT2LabError:
-        return get_tokenizer("gpt2")

@@ -1,0 +1,165 @@
+"""End to end in a real browser: Debian's Chromium driven by Playwright, against a live uvicorn
+server with the tiny model. What the page draws is checked against the API's own numbers
+and against the model (token count from the tokenizer, heatmap cells, Δ log p)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+SENTENCE = "The quick brown fox jumps over the lazy dog because the dog was lazy."
+TIMEOUT = 30_000  # ms
+
+
+def analyse(page, live_server, text: str) -> None:
+    page.goto(live_server + "/", wait_until="networkidle")
+    page.fill("#text", text)
+    page.click("#analyze")
+
+
+def wait_for_tokens(page, n: int) -> None:
+    page.wait_for_function(
+        f"document.querySelectorAll('#tokens .chip').length === {n} && "
+        f"document.querySelectorAll('#predictions tbody tr').length === {n}",
+        timeout=TIMEOUT,
+    )
+
+
+def test_type_select_head_ablate_and_screenshot(page, live_server, tokenizer, client, tmp_path):
+    T = len(tokenizer.encode(SENTENCE))
+    analyse(page, live_server, SENTENCE)
+    wait_for_tokens(page, T)
+    chips = page.locator("#tokens .chip").all_inner_texts()
+    assert "".join(chips).replace("·", " ") == SENTENCE
+
+    # select layer 1, head 2: title, heatmap of T × T cells, lines from the pattern
+    page.select_option("#layer", "1")
+    page.wait_for_function("document.querySelector('#attn-title').textContent.includes('layer 1')")
+    page.locator("#thumbs .thumb").nth(2).click()
+    page.wait_for_function(
+        "document.querySelector('#attn-title').textContent.includes('layer 1, head 2')",
+        timeout=TIMEOUT,
+    )
+    page.wait_for_function(
+        f"document.querySelectorAll('#heatmap svg rect.cell').length === {T * T}", timeout=TIMEOUT
+    )
+    assert page.locator("#heatmap svg rect.cell").count() == T * T
+    assert page.locator("#heatmap svg rect.cell.masked").count() == T * (T - 1) // 2
+    assert page.locator("#thumbs .thumb").count() == 4
+    pattern = client.post("/api/attention", json={"text": SENTENCE, "layer": 1, "head": 2}).json()[
+        "pattern"
+    ]
+    drawn = sum(1 for i in range(T) for j in range(i + 1) if pattern[i][j] >= 0.01)
+    assert page.locator("#lines svg line").count() == drawn
+
+    # hovering query token 5 leaves only its lines visible
+    page.locator("#tokens .chip").nth(5).hover()
+    visible = page.eval_on_selector_all(
+        "#lines svg line", "ls => ls.filter(l => l.getAttribute('stroke-opacity') !== '0').length"
+    )
+    assert visible == sum(1 for j in range(6) if pattern[5][j] >= 0.01)
+
+    # tick layer 0, head 1: the Δ column appears and matches the API's Δ log p
+    assert page.locator("#predictions td.delta").first.is_hidden()
+    page.check("#ablate-L0H1")
+    page.wait_for_selector("#predictions.ablating", timeout=TIMEOUT)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#predictions td.delta')].every(td => td.textContent)",
+        timeout=TIMEOUT,
+    )
+    shown = [parse_signed(t) for t in page.locator("#predictions td.delta").all_inner_texts()]
+    body = {"text": SENTENCE, "ablate": [{"layer": 0, "head": 1}]}
+    expected = [row["delta"] for row in client.post("/api/predict", json=body).json()["positions"]]
+    assert shown == pytest.approx(expected, abs=0.006)  # shown with two decimals
+    assert "1 head zeroed" in page.inner_text("#ablation-summary")
+    assert page.locator("#focus .focus-list.ablated").count() == 1
+
+    page.screenshot(path=str(tmp_path / "explorer.png"), full_page=True)
+    assert (tmp_path / "explorer.png").stat().st_size > 20_000
+    assert page.errors == []
+
+
+def parse_signed(text: str) -> float:
+    return float(text.replace("−", "-"))
+
+
+def test_head_role_map_opens_a_head(page, live_server):
+    page.goto(live_server + "/", wait_until="networkidle")
+    page.wait_for_function(
+        "document.querySelectorAll('#role-map button.cell-btn').length === 8", timeout=TIMEOUT
+    )
+    page.click("#role-map button.cell-btn[data-layer='1'][data-head='3']")
+    page.wait_for_function(
+        "document.querySelector('#attn-title').textContent.includes('layer 1, head 3')",
+        timeout=TIMEOUT,
+    )
+    assert page.locator("#role-legend .legend-row").count() >= 5
+    page.select_option("#role-score", "previous_token")
+    assert re.fullmatch(r"\d\.\d\d", page.inner_text("#role-map button.cell-btn >> nth=0"))
+    assert page.errors == []
+
+
+def test_hostile_token_text_is_shown_not_run(page, live_server):
+    hostile = '</script><img src=x onerror="window.__pwned=1"><b>bold</b>'
+    page.goto(live_server + "/?text=" + _quote(hostile), wait_until="networkidle")
+    assert page.input_value("#text") == hostile  # the boot JSON carried it intact
+    page.wait_for_selector("#tokens .chip", timeout=TIMEOUT)
+    page.wait_for_function(
+        "document.querySelectorAll('#predictions tbody tr').length > 0", timeout=TIMEOUT
+    )
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#tokens img, #tokens b, #lines img, #predictions img").count() == 0
+    assert "".join(page.locator("#tokens .chip").all_inner_texts()).replace("·", " ") == hostile
+    assert page.errors == []
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text, safe="")
+
+
+def test_error_is_shown_and_page_recovers(page, live_server):
+    page.goto(live_server + "/", wait_until="networkidle")
+    page.fill("#text", "word " * 100)  # 100 tokens > the tiny model's 64
+    page.click("#analyze")
+    page.wait_for_selector("#status.error", timeout=TIMEOUT)
+    assert "at most 64" in page.inner_text("#status")
+    page.fill("#text", "Short again.")
+    page.click("#analyze")
+    wait_for_tokens(page, 3)
+    assert page.inner_text("#status") == ""
+
+
+def test_training_run_charts(page, live_server):
+    page.goto(live_server + "/", wait_until="networkidle")
+    page.wait_for_selector("#run-card:not([hidden]) #chart-loss svg path.series", timeout=TIMEOUT)
+    assert page.locator("#chart-loss svg path.series").count() == 2  # train loss, eval val_loss
+    assert page.locator("#chart-grad svg path.series").count() == 4  # embed, block0, block1, final
+    page.check("input[name=lossview][value=perplexity]")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#chart-loss .legend-item')]"
+        ".some(e => e.textContent.includes('perplexity'))"
+    )
+    assert page.errors == []
+
+
+def test_everything_loads_from_the_server_itself(browser, live_server):
+    """The page (under its real Content-Security-Policy) and /docs work offline: every
+    request goes to the explorer's own origin, and the CSP blocks nothing the page needs."""
+    context = browser.new_context()
+    page = context.new_page()
+    requested: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+    page.goto(live_server + "/", wait_until="networkidle")
+    page.wait_for_selector("#role-map button.cell-btn", timeout=TIMEOUT)
+    page.wait_for_selector("#heatmap svg rect.cell", timeout=TIMEOUT)
+    assert errors == []
+    page.goto(live_server + "/docs", wait_until="networkidle")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/predict']", timeout=TIMEOUT)
+    context.close()
+    foreign = [u for u in requested if not u.startswith(live_server) and not u.startswith("data:")]
+    assert requested and foreign == []
