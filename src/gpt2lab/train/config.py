@@ -66,7 +66,7 @@ class TrainConfig:
     # --- what to train ---------------------------------------------------------------------
     data: str = _help(
         "prepared data dir (token shards + meta.json, see `gpt2lab data prepare`)",
-        default="data/stories",
+        default="data/stories-4096",
     )
     preset: str = _help("model preset: " + ", ".join(PRESETS), default="mini")
     model: dict[str, Any] = _help(
@@ -217,8 +217,6 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
             return float(value)
         if option is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        if typing.get_origin(option) is dict and isinstance(value, dict):
-            return value
     wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
     raise GPT2LabError(f"{key} must be {wanted}, got {value!r}")
 
@@ -233,7 +231,9 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     data["model"] = dict(data["model"])
     for key, value in overrides.items():
         if key == "model":
-            for sub, subvalue in coerce(value, dict[str, Any], key).items():
+            if not isinstance(value, dict):
+                raise GPT2LabError(f"model must be a mapping of GPTConfig fields, got {value!r}")
+            for sub, subvalue in value.items():
                 data["model"][sub] = _model_value(sub, subvalue)
         elif key.startswith("model."):
             sub = key.removeprefix("model.")

@@ -16,7 +16,7 @@ from gpt2lab.errors import GPT2LabError
 from gpt2lab.tokenizer import get_tokenizer
 from gpt2lab.tokenizer.vocab import find_files
 
-DEFAULT_DATA = "data/stories"
+DEFAULT_DATA = "data/stories-4096"
 STORIES_VOCAB = 4096
 """A small BPE vocabulary trained on the stories corpus: the embedding stays cheap on a CPU."""
 STORIES_TOKENS = 5_000_000

@@ -181,6 +181,41 @@ def check_block_size(cfg: TrainConfig, model: GPT) -> int:
     return block
 
 
+def count_targets(y: torch.Tensor) -> int:
+    """Tokens that count in the loss (targets of -1 are ignored)."""
+    return int((y != -1).sum())
+
+
+def accumulate_gradients(
+    model: torch.nn.Module,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    scale: float,
+    device: torch.device,
+    dtype: str = "float32",
+    scaler: torch.amp.GradScaler | None = None,
+) -> torch.Tensor:
+    """Backward of (Σ token losses) · scale over all micro-batches; returns Σ token losses.
+
+    With scale = 1 / (valid tokens of the whole batch) the gradient is that of the mean over
+    all tokens, however unevenly the ignored (-1) targets fall into the micro-batches. DDP
+    syncs the gradients only during the last micro-batch's backward.
+    """
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    for i, (x, y) in enumerate(batches):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with D.no_sync(model, i == len(batches) - 1):
+            with autocast_context(device, dtype):
+                logits, _ = model(x)  # (B, T, V)
+            loss = F.cross_entropy(
+                logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1, reduction="sum"
+            )
+            scaled = loss * scale
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        loss_sum += loss.detach()
+    return loss_sum
+
+
 # ---------------------------------------------------------------------------------------------
 # The trainer
 # ---------------------------------------------------------------------------------------------
@@ -311,7 +346,7 @@ class Trainer:
     # --- one step ------------------------------------------------------------------------------
 
     def _global_tokens(self, batches) -> int:
-        count = torch.tensor([sum(int((y != -1).sum()) for _, y in batches)], dtype=torch.float64)
+        count = torch.tensor([sum(count_targets(y) for _, y in batches)], dtype=torch.float64)
         return int(D.all_reduce_sum(count, self.dist).item())
 
     def train_step(self) -> dict[str, Any]:
@@ -328,18 +363,14 @@ class Trainer:
         set_lr(self.optimizer, lr)
         batches = [loader.next_batch() for loader in self.train_loaders]
         n_global = self._global_tokens(batches)
-        scale = self.dist.world_size / n_global
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        for i, (x, y) in enumerate(batches):
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            with D.no_sync(self.model, i == len(batches) - 1):
-                with autocast_context(self.device, cfg.dtype):
-                    logits, _ = self.model(x)  # (B, T, V)
-                loss = F.cross_entropy(
-                    logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1, reduction="sum"
-                )
-                self.scaler.scale(loss * scale).backward()
-            loss_sum += loss.detach()
+        loss_sum = accumulate_gradients(
+            self.model,
+            batches,
+            scale=self.dist.world_size / n_global,
+            device=self.device,
+            dtype=cfg.dtype,
+            scaler=self.scaler,
+        )
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf
@@ -405,7 +436,7 @@ class Trainer:
             loss = F.cross_entropy(
                 logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1, reduction="sum"
             )
-            totals += torch.stack([loss.double().cpu(), torch.tensor((y != -1).sum().item())])
+            totals += torch.tensor([float(loss), count_targets(y)], dtype=torch.float64)
         self.model.train()
         D.all_reduce_sum(totals, self.dist)
         val = float(totals[0] / totals[1])

@@ -1,0 +1,77 @@
+"""TrainConfig: YAML < flags, type coercion, refusals, resume compatibility."""
+
+import pytest
+import yaml
+
+from gpt2lab.errors import GPT2LabError
+from gpt2lab.train.config import (
+    TrainConfig,
+    apply_overrides,
+    load_yaml,
+    to_yaml,
+    trajectory_changes,
+)
+
+
+def test_flags_are_coerced_to_field_types():
+    cfg = apply_overrides(
+        TrainConfig(),
+        {
+            "lr": "3e-4",
+            "max_steps": "20",
+            "compile": "true",
+            "block_size": "null",
+            "model.n_layer": "2",
+        },
+    )
+    assert cfg.lr == 3e-4 and cfg.max_steps == 20 and cfg.compile is True
+    assert cfg.block_size is None and cfg.model == {"n_layer": 2}
+    assert cfg.model_config(vocab_size=300).n_layer == 2
+
+
+def test_yaml_then_flags(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"lr": 0.01, "preset": "tiny", "model": {"n_embd": 64}}))
+    cfg = apply_overrides(apply_overrides(TrainConfig(), load_yaml(path)), {"lr": "0.02"})
+    assert cfg.lr == 0.02 and cfg.preset == "tiny" and cfg.model == {"n_embd": 64}
+    again = apply_overrides(TrainConfig(), yaml.safe_load(to_yaml(cfg)))
+    assert again == cfg
+
+
+def test_vocab_comes_from_data_unless_set():
+    assert TrainConfig(preset="tiny").model_config(vocab_size=300).vocab_size == 300
+    cfg = TrainConfig(preset="tiny", model={"vocab_size": 512})
+    assert cfg.model_config(vocab_size=300).vocab_size == 512
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"lrr": "1"}, "unknown training option 'lrr'"),
+        ({"model.n_layerz": "1"}, "unknown model option"),
+        ({"lr": "fast"}, "lr must be float"),
+        ({"batch_size": "0"}, "batch_size must be >= 1"),
+        ({"decay": "step"}, "decay must be one of"),
+        ({"model.n_head": "5"}, "divisible"),
+        ({"min_lr": "1"}, "min_lr <= lr"),
+    ],
+)
+def test_bad_options_are_one_line_errors(overrides, message):
+    with pytest.raises(GPT2LabError, match=message) as err:
+        apply_overrides(TrainConfig(), overrides)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_yaml(tmp_path):
+    (tmp_path / "a.yaml").write_text("lr: [1, 2\n")
+    with pytest.raises(GPT2LabError, match="not valid YAML"):
+        load_yaml(tmp_path / "a.yaml")
+    (tmp_path / "b.yaml").write_text("- 1\n")
+    with pytest.raises(GPT2LabError, match="mapping"):
+        load_yaml(tmp_path / "b.yaml")
+
+
+def test_trajectory_changes():
+    a = TrainConfig()
+    assert trajectory_changes(a, a.replace(eval_interval=7, keep_last=1, name="x")) == []
+    assert trajectory_changes(a, a.replace(lr=0.5, model={"n_layer": 1})) == ["model", "lr"]

@@ -1,0 +1,48 @@
+"""Helpers shared by the training tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def records(run_dir: Path, kind: str) -> list[dict]:
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def losses(run_dir: Path) -> dict[int, float]:
+    """{step: train loss} of a run's metrics.jsonl."""
+    return {r["step"]: r["loss"] for r in records(run_dir, "train")}
+
+
+def cli_env() -> dict[str, str]:
+    """Environment of a gpt2lab subprocess: offline, one thread per process."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m gpt2lab ARGS` in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "gpt2lab", *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def config_flags(cfg) -> list[str]:
+    """A TrainConfig as `--key value` flags (model fields as --model.KEY)."""
+    flags = []
+    for key, value in cfg.to_dict().items():
+        if key == "model":
+            for sub, subvalue in value.items():
+                flags += [f"--model.{sub}", str(subvalue)]
+        elif value is not None:
+            flags += [f"--{key}", str(value)]
+    return flags
