@@ -40,6 +40,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.interp.html import safe_json
 from gpt2lab.viewer import schemas
 from gpt2lab.viewer.api import DEFAULT_LIMITS, Explorer, Limits, TooLong
 from gpt2lab.viewer.metrics import RunMetrics
@@ -148,28 +149,14 @@ async def _plain_error(send, status: int, detail: str) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def script_json(data) -> str:
-    """JSON safe inside an HTML <script> block: '</script>' becomes '\\u003c/script\\u003e'.
-
-    JSON allows \\uXXXX escapes anywhere in a string, so the parsed value is unchanged; no <, >
-    or & survives to end the block or open a comment, and U+2028/2029 are escaped too.
-    """
-    text = json.dumps(data, ensure_ascii=False)
-    for char, escape in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(char, escape)
-    return text
-
-
 def render_page(boot: dict) -> str:
-    """index.html with the boot data in its `<script type="application/json">` block."""
+    """index.html with the boot data in its `<script type="application/json">` block.
+
+    `safe_json` escapes <, > and & (and U+2028/9) as \\uXXXX, so text such as '</script>'
+    cannot end the block; JSON.parse gives back the same string.
+    """
     template = (STATIC / "index.html").read_text(encoding="utf-8")
-    return template.replace(BOOT_MARK, script_json(boot))
+    return template.replace(BOOT_MARK, safe_json(boot))
 
 
 # ---------------------------------------------------------------------------------------------

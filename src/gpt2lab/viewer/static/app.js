@@ -234,7 +234,7 @@ function renderHeatmap(a) {
     return;
   }
   const labels = T <= 48;
-  const cell = Math.max(3, Math.min(22, Math.floor(380 / T)));
+  const cell = Math.max(3, Math.min(22, Math.floor(330 / T)));
   const margin = labels ? 72 : 4;
   const size = margin + T * cell + 4;
   const root = svg("svg", { width: size, height: size, class: "heatmap", viewBox: `0 0 ${size} ${size}` });
@@ -534,8 +534,8 @@ function renderRun() {
   const lines = g.layers.map((layer, k) => ({
     label: layer, color: colors[k], step: g.step, value: g.values.map((row) => row[k]),
   }));
-  $("grad-caption").textContent = `Gradient norm by layer (${gradKey}, log scale)`;
-  $("chart-grad").replaceChildren(lineChart(lines, { width: 860, height: 240, logY: true }), legend(lines));
+  $("grad-caption").textContent = "Gradient norm by layer (log scale)";
+  $("chart-grad").replaceChildren(lineChart(lines, { logY: true }), legend(lines));
 }
 
 // ---------------------------------------------------------------------------------------------
