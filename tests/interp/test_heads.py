@@ -148,7 +148,7 @@ def test_textset_baseline_and_errors():
     assert texts.baseline_accuracy() == 0.0
     assert texts.boundaries == [[]]
     with pytest.raises(GPT2LabError, match="no text"):
-        TextSet([], [])
+        TextSet([], []).check()
 
 
 def test_classify_heads_thresholds():
@@ -156,7 +156,7 @@ def test_classify_heads_thresholds():
         "previous_token": np.array([[0.95, 0.1], [0.49, 0.2]]),
         "induction": np.array([[0.0, 0.0], [0.1, 0.6]]),
         "first_token": np.array([[0.0, 0.9], [0.0, 0.0]]),
-        "mean_distance": np.array([[1.0, 9.0], [2.0, 8.0]]),
+        "mean_distance": np.array([[1.0, 9.0], [2.0, 6.0]]),
     }
     roles = classify_heads(HeadScores(grids, n_texts=1), mean_uniform_distance=4.0)
     got = {(r.layer, r.head, r.role) for r in roles}

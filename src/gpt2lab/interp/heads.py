@@ -203,11 +203,16 @@ def nearest_candidate_hits(pairs: Sequence[tuple[int, int]], candidates: Sequenc
     return hits
 
 
+def boundary_positions(token_strings: Sequence[str]) -> list[int]:
+    """Positions of the sentence-ending tokens (see `boundary_mask`)."""
+    return boundary_mask(token_strings).nonzero().flatten().tolist()
+
+
 def boundary_mask(token_strings: Sequence[str]) -> torch.Tensor:
     """True where a token ends a sentence: its text, stripped of spaces and closing quotes,
     ends in `.`, `?` or `!`. ["Hi", ".", " It", '!"'] -> [F, T, F, T]."""
     ends = [s.strip().rstrip("\"'”’)").endswith(tuple(BOUNDARY_CHARS)) for s in token_strings]
-    return torch.tensor(ends, dtype=torch.bool)
+    return torch.tensor(ends, dtype=torch.bool).reshape(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,12 +239,44 @@ class TextSet:
     source: str = ""
 
     def __post_init__(self) -> None:
-        if not self.tokens or not any(self.tokens):
-            raise GPT2LabError(
-                f"no text to score heads on{f' in {self.source}' if self.source else ''}"
-            )
         if self.boundaries is None:
-            self.boundaries = [boundary_mask(s).nonzero().flatten().tolist() for s in self.strings]
+            self.boundaries = [boundary_positions(s) for s in self.strings]
+        self.pronouns = list(self.pronouns) + [[] for _ in self.tokens[len(self.pronouns) :]]
+        self.candidates = list(self.candidates) + [[] for _ in self.tokens[len(self.candidates) :]]
+
+    def check(self) -> TextSet:
+        """The set itself, or a GPT2LabError when it holds no token at all."""
+        if not any(self.tokens):
+            where = f" in {self.source}" if self.source else ""
+            raise GPT2LabError(f"no text to score heads on{where}")
+        return self
+
+    def append(
+        self,
+        tokens: list[int],
+        strings: list[str],
+        boundaries: list[int] | None = None,
+        pronouns: list[tuple[int, int]] = (),
+        candidates: list[int] = (),
+    ) -> None:
+        """Add one text; sentence ends are found from `strings` when not given."""
+        self.tokens.append(list(tokens))
+        self.strings.append(list(strings))
+        self.boundaries.append(
+            list(boundaries) if boundaries is not None else boundary_positions(strings)
+        )
+        self.pronouns.append(list(pronouns))
+        self.candidates.append(list(candidates))
+
+    def item(self, k: int) -> dict:
+        """Text k with its annotations, as copies (the keyword arguments of `append`)."""
+        return {
+            "tokens": list(self.tokens[k]),
+            "strings": list(self.strings[k]),
+            "boundaries": list(self.boundaries[k]),
+            "pronouns": list(self.pronouns[k]),
+            "candidates": list(self.candidates[k]),
+        }
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -390,6 +427,7 @@ def compute_head_scores(
     Per-text scores are averaged with equal weight per text (as TransformerLens does); the
     antecedent scores pool all annotated pronouns instead (mean attention, accuracy).
     """
+    texts.check()
     model.eval()
     n_layer, n_head = model.config.n_layer, model.config.n_head
     sums: dict[str, torch.Tensor] = {}
@@ -470,8 +508,8 @@ ROLE_RULES = (
     RoleRule(
         "long-range",
         "relative_distance",
-        1.0,
-        "looks further back than uniform attention would, without being a sink",
+        1.3,
+        "looks ≥ 1.3× as far back as uniform attention would, without being a sink",
     ),
     RoleRule("sink", "first_token", 0.5, "at least half its attention on the first token"),
 )
