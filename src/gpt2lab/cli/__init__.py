@@ -17,7 +17,7 @@ from gpt2lab import __version__
 from gpt2lab.errors import GPT2LabError
 
 # Submodules that register subcommands, in the order their commands appear in --help.
-COMMAND_MODULES = ("train", "generate", "interp", "data", "model", "serve")
+COMMAND_MODULES = ("train", "generate", "interp", "data", "model", "serve", "ablate")
 
 
 def build_parser() -> argparse.ArgumentParser:

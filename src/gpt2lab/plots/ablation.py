@@ -1,0 +1,77 @@
+"""Ablation figures: one line per variant, with its spread over seeds as a shaded band.
+
+Pure functions: arrays in, `matplotlib.figure.Figure` out (Agg, no pyplot state). The
+numbers come from `gpt2lab.experiments.report`, which reads the runs' metrics files.
+
+A band is `(x, mean, lo, hi)`: the mean over seeds and, around it, the lowest and highest
+seed (with three seeds, min–max is the honest spread; a standard error would need more).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+Band = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]
+"""(x, mean, lo, hi), all of one length."""
+
+
+def variant_colors(panels: Mapping[str, Mapping[str, Band]]) -> dict[str, str]:
+    """A stable colour per variant: its first appearance across the panels (tab20)."""
+    names: list[str] = []
+    for lines in panels.values():
+        names += [name for name in lines if name not in names]
+    return {name: f"C{i}" if len(names) <= 10 else _tab20(i) for i, name in enumerate(names)}
+
+
+def _tab20(i: int) -> tuple[float, ...]:
+    from matplotlib import colormaps
+
+    return colormaps["tab20"](i % 20)
+
+
+def band_panels(
+    panels: Mapping[str, Mapping[str, Band]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    logy: bool = False,
+    vline: tuple[float, str] | None = None,
+    xticklabels: Sequence[str] | None = None,
+    width: float = 5.5,
+) -> Figure:
+    """Side-by-side panels {title: {variant: band}}; a variant keeps its colour in all.
+
+    vline: (x, label) draws a dashed vertical marker (e.g. the training context length).
+    xticklabels: names for x = 0, 1, 2, … (e.g. the layers embed, block0, …).
+    """
+    colors = variant_colors(panels)
+    fig = Figure(figsize=(width * len(panels), 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    for ax, (title, lines) in zip(axes, panels.items()):
+        for name, (x, mean, lo, hi) in lines.items():
+            if len(x) == 0:
+                continue
+            color = colors[name]
+            ax.plot(x, mean, color=color, lw=1.6, label=name, marker="o" if len(x) < 12 else None)
+            ax.fill_between(x, lo, hi, color=color, alpha=0.18, lw=0)
+        if vline is not None:
+            ax.axvline(vline[0], color="0.4", ls="--", lw=1)
+            ax.text(vline[0], 1.0, f" {vline[1]}", transform=ax.get_xaxis_transform(), va="top")
+        if xticklabels is not None:
+            ax.set_xticks(range(len(xticklabels)), xticklabels, rotation=30)
+        ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        if logy:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    return fig
