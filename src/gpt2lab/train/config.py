@@ -68,7 +68,7 @@ class TrainConfig:
         "prepared data dir (token shards + meta.json, see `gpt2lab data prepare`)",
         default="data/stories-4096",
     )
-    preset: str = _help("model preset: " + ", ".join(PRESETS), default="mini")
+    preset: str = _help("model preset: " + ", ".join(PRESETS), default="tiny")
     model: dict[str, Any] = _help(
         "GPTConfig overrides, e.g. --model.n_layer 4 (vocab_size defaults to the data's)",
         default_factory=dict,
@@ -82,15 +82,15 @@ class TrainConfig:
     name: str | None = _help("run name (default: <data>-<preset>-<time>)", default=None)
 
     # --- batch -----------------------------------------------------------------------------
-    batch_size: int = _help("sequences per micro-batch and rank", default=16)
+    batch_size: int = _help("sequences per micro-batch and rank", default=32)
     block_size: int | None = _help("tokens per sequence (default: the model's)", default=None)
     grad_accum: int = _help("micro-batches per optimizer step and rank", default=1)
 
     # --- optimisation ----------------------------------------------------------------------
-    max_steps: int = _help("optimizer steps", default=1000)
-    lr: float = _help("peak learning rate", default=1e-3)
-    min_lr: float = _help("learning rate at the end of the decay", default=1e-4)
-    warmup_steps: int = _help("linear warmup steps", default=100)
+    max_steps: int = _help("optimizer steps", default=400)
+    lr: float = _help("peak learning rate", default=3e-3)
+    min_lr: float = _help("learning rate at the end of the decay", default=3e-4)
+    warmup_steps: int = _help("linear warmup steps", default=30)
     decay: str = _help("lr decay after warmup: " + ", ".join(SCHEDULES), default="cosine")
     decay_steps: int | None = _help(
         "step where decay reaches min_lr (default: max_steps)", default=None
@@ -110,16 +110,16 @@ class TrainConfig:
 
     # --- evaluation, samples, monitoring, checkpoints --------------------------------------
     log_interval: int = _help("steps between train-loss records", default=10)
-    eval_interval: int = _help("steps between evaluations (0 = only at the end)", default=250)
+    eval_interval: int = _help("steps between evaluations (0 = only at the end)", default=100)
     eval_iters: int = _help("val batches per evaluation", default=20)
-    sample_interval: int = _help("steps between samples (0 = only at the end)", default=500)
+    sample_interval: int = _help("steps between samples (0 = only at the end)", default=100)
     sample_tokens: int = _help("tokens per sample", default=120)
     sample_prompt: str = _help("prompt of the samples", default="Once upon a time")
-    monitor_interval: int = _help("steps between layer statistics (0 = off)", default=0)
-    checkpoint_interval: int = _help("steps between checkpoints (0 = only at the end)", default=500)
+    monitor_interval: int = _help("steps between layer statistics (0 = off)", default=50)
+    checkpoint_interval: int = _help("steps between checkpoints (0 = only at the end)", default=200)
     keep_last: int = _help("step checkpoints kept (the best-val one is kept too)", default=3)
     max_nonfinite: int = _help("stop after this many consecutive non-finite steps", default=5)
-    tensorboard: bool = _help("also log to TensorBoard (when installed)", default=False)
+    tensorboard: bool = _help("also log to TensorBoard (when installed)", default=True)
     progress: bool = _help("show a progress bar", default=True)
 
     def __post_init__(self) -> None:

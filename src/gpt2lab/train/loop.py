@@ -238,9 +238,9 @@ class Trainer:
         check_dtype(self.device, config.dtype)
         if config.threads:
             torch.set_num_threads(config.threads)
-        seed_everything(config.seed + dist.rank)
-
+        seed_everything(config.seed)  # the same initial weights on every rank (FSDP needs it)
         raw = build_model(config, data)
+        seed_everything(config.seed + dist.rank)  # then each rank its own dropout stream
         self.block_size = check_block_size(config, raw)
         if resume_from is not None:
             ckpt.load_model_weights(raw, resume_from)
@@ -258,6 +258,7 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.dtype == "float16")
 
+        self._check_memory()
         accum, world = config.grad_accum, dist.world_size
         self.train_loaders = [
             TokenLoader(
@@ -296,7 +297,6 @@ class Trainer:
         if resume_from is not None:
             self._restore(resume_from)
         self.callbacks = callbacks
-        self._check_memory()
 
     # --- setup helpers -------------------------------------------------------------------------
 
@@ -632,10 +632,10 @@ def train(
             )
         data = open_data(config, dist)
         trainer_callbacks = [*default_callbacks(config, run_dir, data), *callbacks]
-        if dist.is_main:
+        trainer = Trainer(config, run_dir, dist, data, trainer_callbacks, resume_from)
+        if dist.is_main:  # only now: a config that fails its checks leaves no run behind
             (run_dir / "plots").mkdir(parents=True, exist_ok=True)
             (run_dir / "config.yaml").write_text(to_yaml(config))
-        trainer = Trainer(config, run_dir, dist, data, trainer_callbacks, resume_from)
         if dist.is_main and resume:
             truncate_metrics(run_dir / "metrics.jsonl", trainer.step)
         return trainer.fit()
