@@ -159,6 +159,7 @@ def page(browser, live_server):
     """
     context = browser.new_context(viewport={"width": 1440, "height": 1000}, bypass_csp=True)
     page = context.new_page()
+    page.set_default_timeout(60_000)  # a busy CI machine runs the model slowly
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))

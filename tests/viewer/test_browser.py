@@ -9,7 +9,7 @@ import re
 import pytest
 
 SENTENCE = "The quick brown fox jumps over the lazy dog because the dog was lazy."
-TIMEOUT = 30_000  # ms
+TIMEOUT = 60_000  # ms: generous, CI machines may be busy
 
 
 def analyse(page, live_server, text: str) -> None:
@@ -150,6 +150,7 @@ def test_everything_loads_from_the_server_itself(browser, live_server):
     request goes to the explorer's own origin, and the CSP blocks nothing the page needs."""
     context = browser.new_context()
     page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
     requested: list[str] = []
     errors: list[str] = []
     page.on("request", lambda r: requested.append(r.url))

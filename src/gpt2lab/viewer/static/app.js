@@ -432,7 +432,8 @@ function renderRoleMap() {
   if (!state.heads) return;
   const by = $("role-score").value || "role";
   const grid = state.heads.grids[by];
-  const max = grid ? Math.max(1e-9, ...grid.flat().map(Math.abs)) : 1;
+  // Fractions (most scores) on a fixed 0..1 scale; distances (in tokens) up to their maximum.
+  const max = grid ? Math.max(1, ...grid.flat().map(Math.abs)) : 1;
   const table = gridTable((l, h) => {
     const scores = Object.entries(state.heads.grids).map(([k, g]) => `${k.replace(/_/g, " ")} ${g[l][h].toFixed(2)}`).join("\n");
     const role = primaryRole(l, h);
@@ -448,9 +449,9 @@ function renderRoleMap() {
       }
     } else {
       const v = grid[l][h] / max;
-      background = blues(Math.sqrt(Math.max(0, v)));
+      background = blues(Math.max(0, v));
       text = grid[l][h].toFixed(2);
-      light = v > 0.35;
+      light = v > 0.5;
     }
     return el("button", {
       class: `cell-btn${active ? " active" : ""}${light ? " light" : ""}`,
@@ -460,7 +461,10 @@ function renderRoleMap() {
       onclick: () => selectHead(l, h),
     }, text);
   });
-  $("role-map").replaceChildren(table);
+  const note = by === "role" && !state.heads.roles.length
+    ? el("p", { class: "muted small" }, "No head passes a role's threshold on these texts; colour by a score to compare heads.")
+    : null;
+  $("role-map").replaceChildren(...[table, note].filter(Boolean));
 }
 
 function renderAblateGrid() {
@@ -550,7 +554,7 @@ function start() {
   const params = (info.n_params / 1e6).toFixed(info.n_params >= 1e7 ? 0 : 1);
   $("model-info").replaceChildren(
     el("b", {}, info.name || "model"),
-    ` · ${info.n_layer} layers × ${info.n_head} heads · d ${info.n_embd} · ${params}M params · ${info.tokenizer} tokenizer`);
+    ` · ${info.n_layer} layers × ${info.n_head} heads · d ${info.n_embd} · ${params}M params · vocab ${info.vocab_size} · context ${info.block_size}`);
   options($("layer"), [...Array(info.n_layer).keys()], (l) => `L${l}`);
   options($("head"), [...Array(info.n_head).keys()], (h) => `H${h}`);
   options($("topk"), [1, 3, 5, 10, 20].filter((k) => k <= info.max_top_k), String);

@@ -101,7 +101,8 @@ export function lineChart(lines, { width = 420, height = 220, logY = false } = {
   if (x0 === x1) x1 = x0 + 1;
   if (y0 === y1) { y0 -= 0.5; y1 += 0.5; }
   const pad = (y1 - y0) * 0.05;
-  y0 -= pad; y1 += pad;
+  y0 = !logY && y0 >= 0 ? Math.max(0, y0 - pad) : y0 - pad; // no negative axis for positive data
+  y1 += pad;
   const X = (s) => m.l + ((s - x0) / (x1 - x0)) * (width - m.l - m.r);
   const Y = (v) => height - m.b - ((fy(v) - y0) / (y1 - y0)) * (height - m.t - m.b);
   for (let k = 0; k <= 4; k++) {
