@@ -45,7 +45,8 @@ export const headColor = (h) => HEAD_COLORS[h % HEAD_COLORS.length];
 // Sequential blues for attention weights: 0 -> near white, 1 -> deep blue.
 const BLUES = [[247, 251, 255], [198, 219, 239], [107, 174, 214], [33, 113, 181], [8, 48, 107]];
 export function blues(x) {
-  const t = Math.max(0, Math.min(1, x)) * (BLUES.length - 1);
+  // Clamped: a model without softmax (attn_normalization) has "weights" outside 0..1, or NaN.
+  const t = (Number.isFinite(x) ? Math.max(0, Math.min(1, x)) : 0) * (BLUES.length - 1);
   const i = Math.min(Math.floor(t), BLUES.length - 2);
   const f = t - i;
   const c = BLUES[i].map((v, k) => Math.round(v + f * (BLUES[i + 1][k] - v)));
