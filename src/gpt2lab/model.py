@@ -440,3 +440,13 @@ class GPT(HookedModule):
         from gpt2lab.pretrained import save_pretrained
 
         return save_pretrained(self, out_dir)
+
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
+        """Continue idx (B, T) by up to max_new_tokens tokens with a KV cache -> (B, T + n).
+
+        temperature=1.0, top_k, top_p, repetition_penalty, stop, seed, attention_mask: see
+        `gpt2lab.generate.generate` (temperature=0 is greedy decoding).
+        """
+        from gpt2lab.generate import generate
+
+        return generate(self, idx, max_new_tokens, **kwargs)

@@ -1,0 +1,16 @@
+"""Helpers shared by the generate/evaluate tests (imported by name, like reference_helpers)."""
+
+from __future__ import annotations
+
+import torch
+
+from gpt2lab.config import GPTConfig
+from gpt2lab.model import GPT
+
+GPT2_VOCAB = 50257
+
+
+def random_gpt(preset: str, seed: int, **overrides) -> GPT:
+    """A seeded random-init GPT of a preset shape, in eval mode."""
+    torch.manual_seed(seed)
+    return GPT(GPTConfig.preset(preset, **overrides)).eval()
