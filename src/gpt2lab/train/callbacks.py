@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gpt2lab.model import KVCache
+from gpt2lab.generate import generate
 from gpt2lab.train import monitor
 
 if TYPE_CHECKING:
@@ -137,54 +137,22 @@ class Progress(Callback):
 # ---------------------------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def sample(
-    model,
-    prompt_ids: list[int],
-    n_tokens: int,
-    *,
-    seed: int,
-    temperature: float = 0.8,
-    top_k: int = 40,
-) -> list[int]:
-    """Continue `prompt_ids` by up to `n_tokens` sampled tokens (top-k, temperature).
-
-    One forward over the prompt fills a KV cache; each new token then costs a forward of
-    length 1. Generation stops at the model's context length. A private generator seeded
-    with `seed` makes it repeatable without touching the training RNG.
-    """
-    device = next(model.parameters()).device
-    length = min(len(prompt_ids) + n_tokens, model.config.block_size)
-    cache = KVCache(model.config, 1, length, device=device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    ids = torch.tensor([prompt_ids], device=device)  # (1, T)
-    out: list[int] = []
-    was_training = model.training
-    model.eval()
-    try:
-        while cache.length + ids.size(1) <= length:
-            logits, _ = model(ids, cache=cache)
-            logits = logits[:, -1, :].float() / temperature  # (1, V)
-            kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-            probs = logits.masked_fill(logits < kth, float("-inf")).softmax(-1)
-            ids = torch.multinomial(probs, 1, generator=generator)  # (1, 1)
-            out.append(int(ids))
-    finally:
-        model.train(was_training)
-    return out
-
-
 class Samples(Callback):
-    """Writes a sample continuation of the prompt to samples.txt every `interval` steps."""
+    """Writes a sample continuation of the prompt to samples.txt every `interval` steps
+    (temperature 0.8, top-k 40, seeded with the run's seed: the training RNG is untouched)."""
 
     def __init__(self, path: Path, tokenizer, prompt: str, n_tokens: int, interval: int):
         self.path, self.tokenizer, self.prompt = path, tokenizer, prompt
         self.n_tokens, self.interval = n_tokens, interval
 
     def write(self, trainer) -> str:
+        model = trainer.raw_model
         ids = self.tokenizer.encode(self.prompt) or [self.tokenizer.eot_token]
-        new = sample(trainer.raw_model, ids, self.n_tokens, seed=trainer.config.seed)
-        text = self.prompt + self.tokenizer.decode(new)
+        idx = torch.tensor([ids], device=next(model.parameters()).device)  # (1, T)
+        out = generate(
+            model, idx, self.n_tokens, temperature=0.8, top_k=40, seed=trainer.config.seed
+        )
+        text = self.prompt + self.tokenizer.decode(out[0, len(ids) :].tolist())
         if trainer.dist.is_main:
             with open(self.path, "a") as f:
                 f.write(f"=== step {trainer.step} ===\n{text}\n\n")
