@@ -203,10 +203,14 @@ class Explorer:
     # --- head roles -------------------------------------------------------------------------------
 
     def heads(self) -> dict:
-        """Score grids and roles of every head, computed once on the stories probe texts."""
-        with self.lock:
-            if self._heads is None:
-                self._heads = self._score_heads()
+        """Score grids and roles of every head, computed once on the stories probe texts.
+
+        Once computed, the answer needs no lock (so it never waits behind model calls).
+        """
+        if self._heads is None:
+            with self.lock:
+                if self._heads is None:  # another request may have computed it meanwhile
+                    self._heads = self._score_heads()
         return self._heads
 
     def _score_heads(self) -> dict:
