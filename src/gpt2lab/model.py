@@ -402,7 +402,7 @@ class GPT(HookedModule):
         if cache is not None and length > cache.max_len:
             raise GPT2LabError(f"KV cache holds {cache.max_len} positions, {length} needed")
         if idx.numel() and not torch.compiler.is_compiling():
-            lo, hi = int(idx.min()), int(idx.max())
+            lo, hi = torch.stack(torch.aminmax(idx)).tolist()  # one host sync, not two
             if lo < 0 or hi >= self.config.vocab_size:
                 bad = hi if hi >= self.config.vocab_size else lo
                 raise GPT2LabError(
