@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from gpt2lab.interp.texts import probe_text_set
 from gpt2lab.pretrained import save_pretrained
-from gpt2lab.viewer.api import Limits, probe_text_set
+from gpt2lab.viewer.api import Limits
 from gpt2lab.viewer.server import create_app
 
 TEXT = "When Mary and John went to the store, John gave a drink to Mary."
@@ -156,7 +157,7 @@ def test_thumbnails_are_block_means_of_long_patterns(model, tokenizer, hf_model)
 def test_head_scores_match_hand_computed_previous_token_scores(client, model, tokenizer, hf_model):
     data = client.get("/api/heads").json()
     assert set(data["grids"]) >= {"previous_token", "induction", "first_token", "entropy"}
-    texts = probe_text_set(tokenizer, Limits().probe_texts, model.config.block_size)
+    texts = probe_text_set(tokenizer, Limits().probe_texts, max_tokens=model.config.block_size)
     per_text = []
     for ids in texts.tokens:
         with torch.no_grad():

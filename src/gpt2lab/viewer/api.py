@@ -20,14 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.interp.heads import (
-    ROLE_RULES,
-    TextSet,
-    classify_heads,
-    compute_head_scores,
-    uniform_distance,
-)
+from gpt2lab.interp.heads import ROLE_RULES, classify_heads, compute_head_scores, uniform_distance
 from gpt2lab.interp.interventions import ablate_heads, check_head
+from gpt2lab.interp.texts import probe_text_set
 
 
 class TooLong(GPT2LabError):
@@ -214,7 +209,7 @@ class Explorer:
         return self._heads
 
     def _score_heads(self) -> dict:
-        texts = probe_text_set(self.tokenizer, self.limits.probe_texts, self.max_tokens)
+        texts = probe_text_set(self.tokenizer, self.limits.probe_texts, max_tokens=self.max_tokens)
         scores = compute_head_scores(self.model, texts, progress=False)
         roles = classify_heads(scores, mean_uniform_distance=uniform_distance(texts))
         return {
@@ -275,27 +270,3 @@ def pool_patterns(patterns: torch.Tensor, size: int) -> torch.Tensor:
 def rounded(x: torch.Tensor, digits: int = 4) -> list:
     """A tensor as nested lists rounded to `digits` decimals (smaller JSON, same picture)."""
     return torch.round(x.double(), decimals=digits).tolist()
-
-
-def probe_text_set(tokenizer, n: int, max_tokens: int) -> TextSet:
-    """The `stories` probe examples as a `TextSet`, with pronoun → antecedent annotations.
-
-    Candidates for the nearest-noun baseline are the antecedent and the distractor.
-    Texts longer than `max_tokens` are left out.
-    """
-    from gpt2lab.data.stories import probe_examples
-
-    tokens, strings, pronouns, candidates = [], [], [], []
-    for record in probe_examples(n, seed=0, tokenizer=tokenizer):
-        if len(record["ids"]) > max_tokens:
-            continue
-        tokens.append(record["ids"])
-        strings.append([tokenizer.decode([t]) for t in record["ids"]])
-        if record["kind"] == "coreference":
-            antecedent = record["antecedent"]["token"]
-            pronouns.append([(record["pronoun"]["token"], antecedent)])
-            candidates.append(sorted({antecedent, record["distractor"]["token"]}))
-        else:
-            pronouns.append([])
-            candidates.append([])
-    return TextSet(tokens, strings, pronouns=pronouns, candidates=candidates, source="stories")
