@@ -41,8 +41,8 @@ BARELY_LEARNS = 0.5
 """'Barely learns': less than half of the baseline's drop from the uniform loss ln(V)."""
 EXTRAPOLATION_FACTORS = (1, 2, 4)
 """Evaluation lengths as multiples of the training context."""
-EXTRAPOLATION_TOKENS = 16384
-"""Val tokens scored at each length (the same tokens budget for every length)."""
+EXTRAPOLATION_TOKENS = 8192
+"""Val tokens scored at each length and run (the same number for every length)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,17 +301,17 @@ def _edge(n: int, k: int) -> np.ndarray:
     return np.array([k / min(i + 1, k) for i in range(n)])
 
 
-def depth_band(runs: list[Run], key: str, which: int, field_name: str | None = None):
-    """A monitor statistic by depth (embed, block0, …) at monitor record `which` (0, −1)."""
+def depth_band(runs: list[Run], layers: list[str], key: str, which: int, field_name=None):
+    """A monitor statistic by depth at monitor record `which` (0 first, −1 last); x is the
+    index in `layers` (embed, block0, …, final)."""
     from gpt2lab.train.metrics import layer_matrix
 
-    per_seed, layers = [], []
+    per_seed = []
     for r in runs:
-        steps, layers_r, values = layer_matrix(r.records, key, field_name)
+        steps, found, values = layer_matrix(r.records, key, field_name)
         if steps:
-            layers = layers_r
-            per_seed.append((list(range(len(layers_r))), list(values[:, which])))
-    return band(per_seed), layers
+            per_seed.append(([layers.index(name) for name in found], list(values[:, which])))
+    return band(per_seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def depth_band(runs: list[Run], key: str, which: int, field_name: str | None = N
 # ---------------------------------------------------------------------------------------------
 
 
-def extrapolation(run: Run, data: str, block: int) -> dict[int, dict[str, Any]]:
+def extrapolation(run: Run, data: str, block: int, tokens: int) -> dict[int, dict[str, Any]]:
     """Val loss at 1×, 2×, 4× the training context, from the run's final weights.
 
     For each length L: the mean loss over all positions, and over positions ≥ the training
@@ -334,7 +334,7 @@ def extrapolation(run: Run, data: str, block: int) -> dict[int, dict[str, Any]]:
     for factor in EXTRAPOLATION_FACTORS:
         length = block * factor
         try:
-            sums, count = position_losses(model, data, length)
+            sums, count = position_losses(model, data, length, tokens)
         except GPT2LabError as err:
             out[length] = {"error": str(err)}
             continue
@@ -346,9 +346,9 @@ def extrapolation(run: Run, data: str, block: int) -> dict[int, dict[str, Any]]:
     return out
 
 
-def position_losses(model, data: str, length: int):
-    """Summed val loss per position (L,) over up to EXTRAPOLATION_TOKENS tokens, and the
-    number of sequences summed. Raises GPT2LabError when the model or the data cannot."""
+def position_losses(model, data: str, length: int, tokens: int):
+    """Summed val loss per position (L,) over up to `tokens` tokens, and the number of
+    sequences summed. Raises GPT2LabError when the model or the data cannot."""
     import torch
     import torch.nn.functional as F
 
@@ -358,7 +358,7 @@ def position_losses(model, data: str, length: int):
     sums = torch.zeros(length, dtype=torch.float64)  # (L,)
     count = 0
     with torch.no_grad():
-        for _ in range(max(1, EXTRAPOLATION_TOKENS // (4 * length))):
+        for _ in range(max(1, tokens // (4 * length))):
             try:
                 x, y = loader.next_batch()  # (B, L) each
             except StopIteration:
@@ -399,7 +399,11 @@ def scale_of(plan: dict[str, Any], vocab: int) -> dict[str, Any]:
     }
 
 
-def write_report(suite_dir: str | Path, report_dir: str | Path | None = None) -> Path:
+def write_report(
+    suite_dir: str | Path,
+    report_dir: str | Path | None = None,
+    extrapolation_tokens: int = EXTRAPOLATION_TOKENS,
+) -> Path:
     """Read the suite's runs and write report.md, report.json and PNGs; return report.md."""
     from gpt2lab.data.prepare import read_meta
 
@@ -423,7 +427,7 @@ def write_report(suite_dir: str | Path, report_dir: str | Path | None = None) ->
     }
     verdicts = [assess(c, runs, ctx) for c in CLAIMS if c.variant in runs]
     rows = variant_rows(plan, runs, ctx)
-    extrap = extrapolation_table(plan, runs, scale)
+    extrap = extrapolation_table(plan, runs, scale, extrapolation_tokens)
     figures = draw_figures(runs, verdicts, extrap, scale, out)
     report = {
         "scale": scale,
@@ -450,6 +454,11 @@ def write_report(suite_dir: str | Path, report_dir: str | Path | None = None) ->
     return path
 
 
+def change_text(overrides: dict[str, Any]) -> str:
+    """{'norm_placement': 'none'} -> 'norm_placement=none'; {} -> 'GPT-2 as published'."""
+    return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "GPT-2 as published"
+
+
 def variant_rows(plan, runs: dict[str, list[Run]], ctx) -> list[dict[str, Any]]:
     """One row per variant: runs, divergences, final val loss/perplexity and ratios."""
     base = runs["baseline"]
@@ -462,7 +471,7 @@ def variant_rows(plan, runs: dict[str, list[Run]], ctx) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": v["name"],
-                "label": v["label"],
+                "label": change_text(v["overrides"]),
                 "runs": len(mine),
                 "planned": len(plan["seeds"]),
                 "diverged": [
@@ -483,7 +492,7 @@ def variant_rows(plan, runs: dict[str, list[Run]], ctx) -> list[dict[str, Any]]:
     return rows
 
 
-def extrapolation_table(plan, runs: dict[str, list[Run]], scale) -> dict[str, Any]:
+def extrapolation_table(plan, runs: dict[str, list[Run]], scale, tokens: int) -> dict[str, Any]:
     """{variant: {length: {"loss": [per seed], "beyond": [...]} or {"error": msg}}} for the
     baseline (learned positions) and every variant with another positional encoding."""
     table: dict[str, Any] = {}
@@ -494,7 +503,8 @@ def extrapolation_table(plan, runs: dict[str, list[Run]], scale) -> dict[str, An
         for r in runs[v["name"]]:
             if r.diverged:
                 continue
-            for length, res in extrapolation(r, scale["data"], scale["block_size"]).items():
+            measured = extrapolation(r, scale["data"], scale["block_size"], tokens)
+            for length, res in measured.items():
                 slot = per_length.setdefault(str(length), {})
                 if "error" in res:
                     slot["error"] = res["error"]
@@ -525,6 +535,7 @@ def draw_figures(runs, verdicts, extrap, scale, out: Path) -> dict[str, str]:
             },
             xlabel="step",
             ylabel="cross-entropy (nats/token)",
+            ylim=(None, math.log(scale["vocab_size"]) + 1.0),  # a huge first loss would flatten all
         )
     }
     diagnosed = ["baseline"] + [v.claim.variant for v in verdicts if v.claim.diagnose]
@@ -541,18 +552,16 @@ def draw_figures(runs, verdicts, extrap, scale, out: Path) -> dict[str, str]:
         logy=True,
         width=7.0,
     )
-    panels, layers = {}, []
-    for title, key, field_name, which in (
-        ("residual RMS by depth, first monitor step", "act", "rms", 0),
-        ("residual RMS by depth, last monitor step", "act", "rms", -1),
-        ("gradient norm by layer, last monitor step", "grad_norm", None, -1),
-    ):
-        panel = {}
-        for n in diagnosed:
-            panel[n], found = depth_band(finished[n], key, which, field_name)
-            layers = found or layers
-        panels[title] = panel
-    if layers:
+    layers = ["embed", *(f"block{i}" for i in range(scale["n_layer"])), "final"]
+    panels = {
+        title: {n: depth_band(finished[n], layers, key, which, field_name) for n in diagnosed}
+        for title, key, field_name, which in (
+            ("residual RMS, first monitor step", "act", "rms", 0),
+            ("residual RMS, last monitor step", "act", "rms", -1),
+            ("gradient norm, last monitor step", "grad_norm", None, -1),
+        )
+    }
+    if any(xs for panel in panels.values() for xs, *_ in panel.values()):
         figures["depth"] = band_panels(
             panels, xlabel="depth", ylabel="value", logy=True, xticklabels=layers, width=4.5
         )

@@ -209,7 +209,6 @@ class Suite:
                 {
                     "name": v.name,
                     "description": v.description,
-                    "label": v.label(),
                     "overrides": self.resolved[v.name],
                 }
                 for v in self.variants
@@ -332,15 +331,21 @@ def run_suite(suite: Suite, progress: bool = True) -> dict[str, Any]:
     bar = tqdm(
         total=total, initial=total - len(todo), desc="ablate", unit="run", disable=not progress
     )
+    earlier = plan.get("wall_seconds", 0.0)
+
+    def record_time() -> None:  # after every run, so a killed suite still says how long
+        plan["wall_seconds"] = earlier + time.perf_counter() - started
+        write_json(suite.root / SUITE_FILE, plan)
+
     try:
         for outcome in execute([c.to_dict() for c in todo], suite.jobs):
             outcomes.append(outcome)
+            record_time()
             bar.set_postfix_str(f"{outcome['name']}: {outcome['stopped']}")
             bar.update(1)
     finally:
         bar.close()
-        plan["wall_seconds"] = plan.get("wall_seconds", 0.0) + time.perf_counter() - started
-        write_json(suite.root / SUITE_FILE, plan)
+        record_time()
     return {
         "ran": len(todo),
         "skipped": total - len(todo),

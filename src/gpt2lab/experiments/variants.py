@@ -79,12 +79,6 @@ class Variant:
             raise GPT2LabError(f"variant {self.name}: {err}") from None
         return resolved
 
-    def label(self) -> str:
-        """'norm_placement=none, init=torch_default' (or 'GPT-2 as published')."""
-        if not self.overrides:
-            return "GPT-2 as published"
-        return ", ".join(f"{k}={v}" for k, v in self.overrides.items())
-
 
 BASELINE = "baseline"
 

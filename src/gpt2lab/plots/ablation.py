@@ -19,17 +19,13 @@ Band = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]
 
 
 def variant_colors(panels: Mapping[str, Mapping[str, Band]]) -> dict[str, str]:
-    """A stable colour per variant: its first appearance across the panels (tab20)."""
+    """A stable colour per variant in order of first appearance: the first is black (the
+    baseline, by convention of the callers), the next ten the tab10 colours, then grey."""
     names: list[str] = []
     for lines in panels.values():
         names += [name for name in lines if name not in names]
-    return {name: f"C{i}" if len(names) <= 10 else _tab20(i) for i, name in enumerate(names)}
-
-
-def _tab20(i: int) -> tuple[float, ...]:
-    from matplotlib import colormaps
-
-    return colormaps["tab20"](i % 20)
+    palette = ["black"] + [f"C{i}" for i in range(10)]
+    return {name: palette[i] if i < len(palette) else "0.6" for i, name in enumerate(names)}
 
 
 def band_panels(
@@ -40,12 +36,14 @@ def band_panels(
     logy: bool = False,
     vline: tuple[float, str] | None = None,
     xticklabels: Sequence[str] | None = None,
+    ylim: tuple[float | None, float | None] = (None, None),
     width: float = 5.5,
 ) -> Figure:
     """Side-by-side panels {title: {variant: band}}; a variant keeps its colour in all.
 
     vline: (x, label) draws a dashed vertical marker (e.g. the training context length).
     xticklabels: names for x = 0, 1, 2, … (e.g. the layers embed, block0, …).
+    ylim: (bottom, top) of every panel; None keeps matplotlib's choice.
     """
     colors = variant_colors(panels)
     fig = Figure(figsize=(width * len(panels), 4.2), layout="constrained")
@@ -65,6 +63,7 @@ def band_panels(
         ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
         if logy:
             ax.set_yscale("log")
+        ax.set_ylim(*ylim)
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     for ax in axes[1:]:

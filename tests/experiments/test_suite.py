@@ -1,0 +1,177 @@
+"""A real (tiny) suite end to end: runs, report numbers read back from the metrics files,
+resume without rerunning finished runs, divergence recorded as an outcome."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from gpt2lab.cli import main
+from gpt2lab.experiments import BUDGETS, Budget, Suite, run_suite, suite_variants, write_report
+
+STEPS = 3
+TOKENS = 1024  # val tokens per length in the extrapolation check
+
+
+def small_suite(data: str, out: Path, jobs: int) -> Suite:
+    """baseline + sinusoidal, 1 seed, 3 steps of 2 × 128 tokens: a few seconds per run."""
+    variants, _ = suite_variants("seed")
+    budget = Budget(
+        steps=STEPS, batch_size=2, lr=2e-3, min_lr=2e-4, warmup_steps=1, eval_interval=1,
+        eval_iters=2, log_interval=1, monitor_interval=1, data=data,
+    )  # fmt: skip
+    chosen = [v for v in variants if v.name in ("baseline", "sinusoidal")]
+    return Suite(chosen, seeds=1, budget=budget, out=str(out), jobs=jobs)
+
+
+@pytest.fixture(scope="module")
+def suite_dir(stories_data, tmp_path_factory):
+    """The small suite trained in 2 parallel processes; the report written by the CLI."""
+    out = tmp_path_factory.mktemp("ablate") / "suite"
+    summary = run_suite(small_suite(stories_data, out, jobs=2), progress=False)
+    assert (summary["ran"], summary["skipped"], summary["failed"]) == (2, 0, [])
+    write_report(out, extrapolation_tokens=TOKENS)
+    return out
+
+
+def table_rows(markdown: str, header: str) -> dict[str, list[str]]:
+    """The rows of the Markdown table whose header starts with `header`, keyed by 1st cell."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def last_eval(run_dir: Path) -> float:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if r["kind"] == "eval"][-1]["val_loss"]
+
+
+def test_report_structure_and_numbers_come_from_the_metrics_files(suite_dir):
+    report = (suite_dir / "report.md").read_text()
+    for section in ("## Scale", "## Claims", "## Results per variant", "## Loss curves",
+                    "## Gradients and activations", "## Positional extrapolation", "## Samples"):  # fmt: skip
+        assert section in report
+    # the scale, from the run's own config.yaml
+    import yaml
+
+    cfg = yaml.safe_load((suite_dir / "runs/baseline-s0/config.yaml").read_text())
+    tokens = cfg["max_steps"] * cfg["batch_size"] * 128
+    assert (
+        f"{cfg['max_steps']} steps × {cfg['batch_size']} sequences × 128 tokens = {tokens:,}"
+        in report
+    )
+    assert "runs finished: 2 of 2" in report
+
+    rows = table_rows(report, "| variant | change |")
+    base, sin = (
+        last_eval(suite_dir / "runs/baseline-s0"),
+        last_eval(suite_dir / "runs/sinusoidal-s0"),
+    )
+    assert rows["baseline"][4] == f"{base:.3f}"
+    assert rows["sinusoidal"][4] == f"{sin:.3f}"
+    assert rows["sinusoidal"][5] == f"{math.exp(sin):.2f}"
+    assert rows["sinusoidal"][6] == f"{sin / base:.3f}"
+    assert rows["sinusoidal"][1] == "pos_encoding=sinusoidal"
+
+    claims = table_rows(report, "| claim |")
+    claim = claims["learned positions converge faster than sinusoidal"]
+    assert claim[1] == "`sinusoidal`" and claim[-1] == "**inconclusive**"  # one seed: no spread
+    assert "no positional encoding" not in report.split("## Claims")[1].split("## Results")[0]
+
+    data = json.loads((suite_dir / "report.json").read_text())
+    by_name = {v["name"]: v for v in data["variants"]}
+    assert by_name["sinusoidal"]["val_loss"] == [sin]
+    for png in ("loss", "grad_norm", "depth", "extrapolation"):
+        size = (suite_dir / f"{png}.png").stat().st_size
+        assert 5_000 < size < 200_000, png
+    samples = table_rows(report, "| variant | sample |")
+    assert samples["sinusoidal"][1].startswith("Once upon a time")
+
+
+def test_extrapolation_learned_refuses_sinusoidal_is_scored_independently(suite_dir, stories_data):
+    from gpt2lab.data.loader import TokenLoader
+    from gpt2lab.pretrained import load_pretrained
+
+    rows = table_rows((suite_dir / "report.md").read_text(), "| variant | L = 128")
+    assert rows["baseline"][2].startswith("cannot: sequence of 256 tokens is longer")
+    # recompute sinusoidal's loss at 256 (2x the context) with the model's own loss
+    ckpt = suite_dir / "runs/sinusoidal-s0/checkpoints" / f"step_{STEPS:06d}"
+    model = load_pretrained(ckpt)
+    loader = TokenLoader(stories_data, "val", batch_size=4, block_size=256, mode="sequential")
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for _ in range(TOKENS // (4 * 256)):
+            try:
+                x, y = loader.next_batch()
+            except StopIteration:
+                break
+            total += float(model(x, y)[1]) * x.numel()
+            n += x.numel()
+    assert rows["sinusoidal"][2].startswith(f"{total / n:.3f}")
+
+
+def test_rerun_skips_finished_runs_and_an_interrupted_run_continues(
+    suite_dir, stories_data, capsys
+):
+    base_metrics = suite_dir / "runs/baseline-s0/metrics.jsonl"
+    before = base_metrics.stat().st_mtime_ns, base_metrics.read_text()
+    # the sinusoidal run loses its result.json: as if the suite stopped right after its
+    # last checkpoint; it must continue from there, not start over
+    (suite_dir / "runs/sinusoidal-s0/result.json").unlink()
+    sin_before = (suite_dir / "runs/sinusoidal-s0/metrics.jsonl").read_text()
+    summary = run_suite(small_suite(stories_data, suite_dir, jobs=1), progress=False)
+    assert (summary["ran"], summary["skipped"]) == (1, 1)
+    assert (base_metrics.stat().st_mtime_ns, base_metrics.read_text()) == before
+    sin_after = (suite_dir / "runs/sinusoidal-s0/metrics.jsonl").read_text()
+    steps = [json.loads(line)["step"] for line in sin_after.splitlines()]
+    assert [json.loads(line)["step"] for line in sin_before.splitlines()] == steps
+    assert (suite_dir / "runs/sinusoidal-s0/result.json").is_file()
+
+    summary = run_suite(small_suite(stories_data, suite_dir, jobs=1), progress=False)
+    assert (summary["ran"], summary["skipped"]) == (0, 2)
+
+    # the CLI on the same directory with another budget (tiny's, 3 steps) would mix
+    # unequal runs: refused with one line, nothing rerun
+    argv = ["ablate", "--only", "sinusoidal", "--seeds", "1", "--steps", str(STEPS),
+            "--data", stories_data, "--out", str(suite_dir), "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds a suite with a different budget" in err and err.count("\n") == 1
+    assert (base_metrics.stat().st_mtime_ns, base_metrics.read_text()) == before
+
+
+def test_cli_report_only_rewrites_the_report(suite_dir, stories_data, tmp_path, capsys):
+    argv = ["ablate", "--report-only", "--out", str(suite_dir), "--report", str(tmp_path)]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == f"report: {tmp_path / 'report.md'}"
+    rows = table_rows((tmp_path / "report.md").read_text(), "| variant | change |")
+    assert rows["baseline"][4] == f"{last_eval(suite_dir / 'runs/baseline-s0'):.3f}"
+
+
+def test_a_diverging_run_is_an_outcome_with_its_step_and_layer(stories_data, tmp_path):
+    variants, _ = suite_variants("seed")
+    budget = (
+        BUDGETS["tiny"]
+        .with_steps(10)
+        .replace(data=stories_data, lr=1e4, min_lr=0.0, batch_size=2, eval_iters=1)
+    )
+    suite = Suite(variants[:1], seeds=1, budget=budget, out=str(tmp_path / "boom"))
+    summary = run_suite(suite, progress=False)
+    assert summary["failed"] == []
+    result = json.loads((tmp_path / "boom/runs/baseline-s0/result.json").read_text())
+    assert result["stopped"] == "nonfinite"
+    where = result["nonfinite"]["where"]
+    report = write_report(suite.out, extrapolation_tokens=TOKENS).read_text()
+    rows = table_rows(report, "| run | step | first non-finite at |")
+    assert rows["baseline-s0"][1] == str(result["nonfinite"]["step"])
+    assert rows["baseline-s0"][2] == f"`{where}`"

@@ -1,0 +1,149 @@
+"""The variant table, `--variant name:key=value,…` parsing, YAML suites and their errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpt2lab.cli import main
+from gpt2lab.config import GPTConfig
+from gpt2lab.errors import GPT2LabError
+from gpt2lab.experiments.variants import (
+    SUITES,
+    VARIANTS,
+    FewerHeads,
+    parse_variant,
+    suite_variants,
+)
+
+
+def test_seed_suite_covers_the_issue_variants_and_each_builds_for_every_preset():
+    names = set(SUITES["seed"])
+    assert names == {
+        "baseline", "no_attn_scale", "no_softmax", "no_layernorm", "post_norm", "no_pos",
+        "sinusoidal", "relu", "sigmoid", "fewer_heads", "torch_init",
+    }  # fmt: skip
+    for preset in ("tiny", "mini", "gpt2"):
+        base = GPTConfig.preset(preset)
+        for name in names:
+            config = base.replace(**VARIANTS[name].model_overrides(base))
+            assert config.n_embd == base.n_embd  # equal width for every variant
+
+
+def test_each_variant_changes_exactly_the_switch_it_names():
+    base = GPTConfig.preset("tiny")
+    expect = {
+        "no_attn_scale": ("attn_scale", False),
+        "no_softmax": ("attn_normalization", "none"),
+        "no_layernorm": ("norm_placement", "none"),
+        "post_norm": ("norm_placement", "post"),
+        "no_pos": ("pos_encoding", "none"),
+        "sinusoidal": ("pos_encoding", "sinusoidal"),
+        "relu": ("activation", "relu"),
+        "sigmoid": ("activation", "sigmoid"),
+        "torch_init": ("init", "torch_default"),
+        "dropout": ("dropout", 0.1),
+    }
+    for name, (key, value) in expect.items():
+        changed = base.replace(**VARIANTS[name].model_overrides(base))
+        diff = {k for k, v in changed.to_dict().items() if v != base.to_dict()[k]}
+        assert diff == {key} and getattr(changed, key) == value, name
+
+
+@pytest.mark.parametrize(
+    ("preset", "heads"), [("gpt2", 4), ("tiny", 1), ("mini", 2), ("gpt2-medium", 4)]
+)
+def test_fewer_heads_is_a_third_of_the_heads_that_still_divides_the_width(preset, heads):
+    # gpt2 12 -> 4, tiny 4 -> 1, mini 6 -> 2; gpt2-medium 16 -> 5 does not divide 1024 -> 4
+    assert FewerHeads(3).resolve(GPTConfig.preset(preset)) == heads
+
+
+def test_parse_variant_types_values_like_yaml():
+    v = parse_variant("deep_relu:n_layer=2, activation=relu,attn_scale=false,dropout=0.05")
+    assert v.name == "deep_relu"
+    assert v.overrides == {"n_layer": 2, "activation": "relu", "attn_scale": False, "dropout": 0.05}
+    assert parse_variant("no_pos") is VARIANTS["no_pos"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x:foo=1", "variant x: unknown model field 'foo'"),
+        ("x:n_layer=abc", "variant x: n_layer must be int, got 'abc'"),
+        ("x:attn_scale=maybe", "variant x: attn_scale must be bool, got 'maybe'"),
+        ("x:vocab_size=100", "variant x: vocab_size is fixed by the suite (equal budget)"),
+        ("x:n_layer", "variant x: expected key=value, got 'n_layer'"),
+        ("x:", "variant x: no overrides after ':' (expected key=value,…)"),
+        ("a b:n_layer=2", "variant name must use letters, digits, _ or -, got 'a b'"),
+        ("nope", "unknown variant 'nope'"),
+    ],
+)
+def test_bad_variants_fail_with_one_clear_line(text, message):
+    with pytest.raises(GPT2LabError) as err:
+        parse_variant(text)
+    assert str(err.value).startswith(message)
+
+
+def test_a_value_the_model_refuses_is_caught_before_any_run():
+    variant = parse_variant("x:activation=swish")
+    with pytest.raises(GPT2LabError, match="variant x: activation must be one of"):
+        variant.model_overrides(GPTConfig.preset("tiny"))
+
+
+def test_yaml_suite_names_text_and_mappings(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "preset: tiny\nseeds: 2\nvariants:\n  - no_pos\n  - narrow:n_inner=128\n"
+        "  - name: two_heads\n    overrides: {n_head: 2}\n    description: two heads\n"
+    )
+    variants, defaults = suite_variants(str(path), ["relu"])
+    assert [v.name for v in variants] == ["baseline", "no_pos", "narrow", "two_heads", "relu"]
+    assert variants[2].overrides == {"n_inner": 128}
+    assert variants[3].overrides == {"n_head": 2} and variants[3].description == "two heads"
+    assert defaults == {"preset": "tiny", "seeds": 2}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("variants: []\n", "needs a non-empty `variants:` list"),
+        (
+            "variants:\n  - name: a\n    overides: {n_head: 2}\n",
+            "variant a: unknown key 'overides'",
+        ),
+        ("variants:\n  - name: a\n    overrides: {n_haed: 2}\n", "unknown model field 'n_haed'"),
+        ("variants:\n  - relu\n  - relu\n", "variant 'relu' appears twice in the suite"),
+    ],
+)
+def test_bad_yaml_suites(tmp_path, body, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(GPT2LabError, match=message):
+        suite_variants(str(path))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--variant", "x:foo=1"],
+        ["--variant", "x:n_layer=abc"],
+        ["--variant", "x:activation=swish"],
+        ["--suite", "nosuch"],
+        ["--only", "nosuch"],
+        ["--preset", "gpt2-xl"],
+        ["--seeds", "0"],
+        ["--steps", "0"],
+    ],
+)
+def test_cli_bad_inputs_exit_2_with_one_line(argv, tmp_path, capsys):
+    assert main(["ablate", "--out", str(tmp_path / "suite"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gpt2lab ablate: error: ") and err.count("\n") == 1
+    assert not (tmp_path / "suite").exists()  # nothing started
+
+
+def test_cli_help_mentions_the_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["ablate", "--help"])
+    out = capsys.readouterr().out
+    for text in ("--suite", "--variant", "--seeds", "--jobs", "resume"):
+        assert text in out
