@@ -21,8 +21,17 @@ EXPECTED = [
     "01_tokens.ipynb",
     "02_one_attention_head.ipynb",
     "03_gpt2_from_blocks.ipynb",
+    "04_training.ipynb",
+    "05_looking_inside.ipynb",
+    "06_breaking_things.ipynb",
 ]
 NOTEBOOKS = [NOTEBOOK_DIR / name for name in EXPECTED]
+TRAINING = {"04_training.ipynb", "06_breaking_things.ipynb"}
+"""They train several models (about a CPU-minute each): run with `-m slow`."""
+RUNS = [
+    pytest.param(path, marks=pytest.mark.slow) if path.name in TRAINING else path
+    for path in NOTEBOOKS
+]
 CELL_TIMEOUT_S = 600
 
 
@@ -39,7 +48,7 @@ def test_committed_without_outputs(path):
     )
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", RUNS, ids=lambda p: p.stem)
 def test_runs_top_to_bottom(path, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
@@ -61,4 +70,8 @@ def test_runs_top_to_bottom(path, tmp_path, monkeypatch):
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
     assert not [out for out in outputs if out.output_type == "error"]
     assert any("image/png" in out.get("data", {}) for out in outputs), "no figure was drawn"
+    as_text = [
+        out for out in outputs if out.get("data", {}).get("text/plain", "").startswith("<Figure")
+    ]
+    assert not as_text, "a figure was displayed as text, not as a picture"
     assert sorted(p.name for p in NOTEBOOK_DIR.iterdir()) == before, "it wrote into notebooks/"
