@@ -113,7 +113,10 @@ def main() -> None:
     parser.add_argument("--only", choices=("decode", "prefill", "batch8"), action="append")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch threads for both (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     ours, theirs = load_pair(args.preset, args.seed)
     vocab = ours.config.vocab_size

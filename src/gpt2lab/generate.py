@@ -182,7 +182,7 @@ def stop_ids(stop: int | Iterable[int] | None) -> list[int]:
 
 
 class Decoder:
-    """Incremental decoding state for one batch: token buffer, mask, cache, finished rows.
+    """Incremental decoding state for one batch: the token buffer, its mask and the cache.
 
     The buffer `ids` (B, T + max_new_tokens) is filled in place, one column per step; the
     attention mask likewise. `logits()` returns the (B, V) logits for the next position,
@@ -306,22 +306,30 @@ def stream(
 
 
 def _steps(model, idx, max_new_tokens, sampling, stops, generator, attention_mask, use_cache):
-    """The decoding loop behind `stream` (arguments already checked)."""
+    """The decoding loop behind `stream` (arguments already checked).
+
+    Inference mode is entered for each step's work and left before each yield, so the
+    caller's code between steps runs in its own mode and gets ordinary tensors. The model
+    stays in eval mode while the stream is open (its own mode comes back at the end).
+    """
     penalize = sampling.repetition_penalty not in (None, 1.0)
-    with eval_mode(model), torch.inference_mode():
-        state = Decoder(model, idx, max_new_tokens, attention_mask, use_cache)
-        seen = state.seen_tokens(model.config.vocab_size) if penalize else None
-        finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
+    with eval_mode(model):
+        with torch.inference_mode():
+            state = Decoder(model, idx, max_new_tokens, attention_mask, use_cache)
+            seen = state.seen_tokens(model.config.vocab_size) if penalize else None
+            finished = torch.zeros(idx.size(0), 1, dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            token = choose_next(state.logits(), sampling, generator, seen)  # (B, 1)
-            if stops.numel():
-                token = torch.where(finished, stops[0], token)
-                finished |= torch.isin(token, stops)
-            if seen is not None:
-                seen.scatter_(1, token, True)
-            state.append(token)
-            yield token[:, 0]
-            if stops.numel() and bool(finished.all()):
+            with torch.inference_mode():
+                token = choose_next(state.logits(), sampling, generator, seen)  # (B, 1)
+                if stops.numel():
+                    token = torch.where(finished, stops[0], token)
+                    finished |= torch.isin(token, stops)
+                if seen is not None:
+                    seen.scatter_(1, token, True)
+                state.append(token)
+                done = stops.numel() and bool(finished.all())
+            yield token[:, 0].clone()  # (B,), an ordinary tensor
+            if done:
                 return
 
 

@@ -441,12 +441,34 @@ class GPT(HookedModule):
 
         return save_pretrained(self, out_dir)
 
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        repetition_penalty: float | None = None,
+        stop: int | list[int] | None = None,
+        seed: int | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
         """Continue idx (B, T) by up to max_new_tokens tokens with a KV cache -> (B, T + n).
 
-        temperature=1.0, top_k, top_p, repetition_penalty, stop, seed, attention_mask: see
-        `gpt2lab.generate.generate` (temperature=0 is greedy decoding).
+        temperature=0 is greedy decoding; attention_mask= (B, T) marks left padding. See
+        `gpt2lab.generate.generate`.
         """
         from gpt2lab.generate import generate
 
-        return generate(self, idx, max_new_tokens, **kwargs)
+        return generate(
+            self,
+            idx,
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            repetition_penalty,
+            stop,
+            seed,
+            **kwargs,
+        )

@@ -14,3 +14,9 @@ def random_gpt(preset: str, seed: int, **overrides) -> GPT:
     """A seeded random-init GPT of a preset shape, in eval mode."""
     torch.manual_seed(seed)
     return GPT(GPTConfig.preset(preset, **overrides)).eval()
+
+
+def hf_logprobs(hf, ids: list[int]) -> torch.Tensor:
+    """log_softmax of transformers' logits for one sequence: (T, V) float64."""
+    with torch.inference_mode():
+        return hf(torch.tensor([ids])).logits[0].double().log_softmax(-1)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from generate_helpers import hf_logprobs
 
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.evaluate import (
@@ -26,12 +27,6 @@ TEXT = (
     "Lily and Tom went to the park. Tom found a red kite by the pond, and Lily laughed. "
     "The dogs near the old barn were happy. Once upon a time there was a naïve café owner. "
 )
-
-
-def hf_logprobs(hf, ids: list[int]) -> torch.Tensor:
-    """log_softmax of transformers' logits for one sequence: (T, V) float64."""
-    with torch.inference_mode():
-        return hf(torch.tensor([ids])).logits[0].double().log_softmax(-1)
 
 
 def hf_docs_loop(hf, ids: torch.Tensor, max_length: int, stride: int) -> torch.Tensor:

@@ -162,3 +162,15 @@ def test_bad_sampling_arguments(small):
         generate(small, idx, 3, top_p=1.2)
     with pytest.raises(GPT2LabError, match="temperature"):
         generate(small, idx, 3, temperature=-1.0)
+
+
+def test_stream_leaves_inference_mode_between_steps(small):
+    idx = prompts(GPT2_VOCAB, (3,))[0]
+    steps = stream(small, idx, 3)
+    token = next(steps)
+    assert not torch.is_inference_mode_enabled()
+    assert not token.is_inference()
+    out = small.generate(idx, 3, temperature=0)
+    assert not out.is_inference()
+    small.wte(out).sum()  # usable in ordinary (autograd) code
+    steps.close()
