@@ -15,7 +15,9 @@ from pathlib import Path
 TRAIN_HELP = """Train a GPT-2 (the default: a small model on the embedded stories corpus, ~10 min on
 2 CPU cores). Writes runs/NAME/{config.yaml, metrics.jsonl, samples.txt, plots/, checkpoints/}.
 A run that diverges (max_nonfinite non-finite steps in a row) stops with a one-line error
-(exit 2) naming the step and layer; its last good checkpoint is kept."""
+(exit 2) naming the step and layer; its last good checkpoint is kept. --engine numpy runs the
+same loop on the hand-written NumPy forward/backward and AdamW (tiny models, CPU, float32 or
+--dtype float64)."""
 
 PLOT_HELP = """Draw a run's figures as PNGs: loss and perplexity (several runs overlaid), lr,
 gradient norm and update ratio per layer, residual RMS by depth, attention entropy per head."""

@@ -6,7 +6,8 @@
 Modules: config (TrainConfig, YAML/flags), loop (the Trainer), optim (param groups, lr
 schedule), checkpoint (atomic, resumable), monitor (layer statistics, the non-finite
 locator), callbacks (metrics, progress, samples, checkpoints), distributed (torchrun, DDP,
-FSDP), data (meta.json, the default stories corpus), metrics (reading runs, drawing plots).
+FSDP), data (meta.json, the default stories corpus), metrics (reading runs, drawing plots),
+numpy_engine (`--engine numpy`: the same loop on the hand-written NumPy backward).
 """
 
 from gpt2lab.train.callbacks import Callback

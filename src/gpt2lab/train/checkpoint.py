@@ -5,7 +5,8 @@ A checkpoint is a directory:
     checkpoints/step_000500/
         model.safetensors, config.json   the model, via gpt2lab.pretrained.save_pretrained
                                          (Hugging Face layout when HF can hold the architecture)
-        optimizer.pt                     AdamW moments + grad-scaler state (tensors only)
+        optimizer.pt                     AdamW moments + grad-scaler state (tensors only;
+                                         the numpy engine's in its own names, numpy_engine.py)
         state.json                       step, config, RNG states of every rank, data positions
         encoder.json, vocab.bpe          the tokenizer, when it is not GPT-2's own
 
@@ -211,21 +212,34 @@ def load_model_weights(model: GPT, directory: Path) -> None:
     import_state_dict(model, read_weights(directory))
 
 
+def read_optimizer(directory: Path) -> dict[str, Any]:
+    """optimizer.pt: {"optimizer": the engine's optimizer state, "scaler": grad-scaler state}."""
+    path = directory / "optimizer.pt"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GPT2LabError(f"checkpoint {directory} is incomplete: no optimizer.pt") from None
+    except Exception as err:  # torch.load raises many types on a bad file
+        raise mismatch(path, err) from None
+
+
+def mismatch(path: Path, err: Exception) -> GPT2LabError:
+    """The one-line error for an optimizer file that is corrupt or is not this run's."""
+    return GPT2LabError(
+        f"checkpoint {path} is corrupt or does not match: {type(err).__name__}: "
+        f"{str(err).splitlines()[0] if str(err) else ''}"
+    )
+
+
 def load_optimizer(
     directory: Path, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> dict[str, Any]:
     """Restore the optimizer (any wrapper, FSDP too); return the saved grad-scaler state."""
-    path = directory / "optimizer.pt"
+    saved = read_optimizer(directory)
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
         set_optimizer_state_dict(
             model, optimizer, saved["optimizer"], options=StateDictOptions(full_state_dict=True)
         )
-    except FileNotFoundError:
-        raise GPT2LabError(f"checkpoint {directory} is incomplete: no optimizer.pt") from None
-    except Exception as err:  # torch.load / state-dict checks raise many types on a bad file
-        raise GPT2LabError(
-            f"checkpoint {path} is corrupt or does not match: {type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}"
-        ) from None
+    except Exception as err:  # the state-dict checks raise many types on a foreign state
+        raise mismatch(directory / "optimizer.pt", err) from None
     return saved.get("scaler", {})

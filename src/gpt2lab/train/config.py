@@ -32,7 +32,9 @@ from gpt2lab.config import PRESETS, ConfigError, GPTConfig
 from gpt2lab.errors import GPT2LabError
 
 SCHEDULES = ("cosine", "linear", "constant")
-DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("float32", "float64", "bfloat16", "float16")
+ENGINES = ("torch", "numpy")
+NUMPY_DTYPES = ("float32", "float64")
 
 # Fields that may differ on --resume: they change what is logged or kept, never the
 # trajectory (evaluation and sampling use their own random generators).
@@ -101,8 +103,17 @@ class TrainConfig:
     grad_clip: float = _help("global gradient-norm clip (0 = off)", default=1.0)
 
     # --- numerics and hardware -------------------------------------------------------------
+    engine: str = _help(
+        "torch (autograd) or numpy (the hand-written backward of gpt2lab.reference; tiny "
+        "models, one CPU process)",
+        default="torch",
+    )
     device: str = _help("auto, cpu, cuda, cuda:1, mps", default="auto")
-    dtype: str = _help("compute dtype under autocast: " + ", ".join(DTYPES), default="float32")
+    dtype: str = _help(
+        "float32, float64 (weights and math in double, e.g. to compare engines), or bfloat16 / "
+        "float16 (autocast)",
+        default="float32",
+    )
     compile: bool = _help("torch.compile the model", default=False)
     fsdp: bool = _help("shard the model with FSDP (under torchrun)", default=False)
     seed: int = _help("seed of every random thing", default=1337)
@@ -171,6 +182,10 @@ def validate(cfg: TrainConfig) -> None:
         raise GPT2LabError(f"decay must be one of {', '.join(SCHEDULES)}, got {cfg.decay!r}")
     if cfg.dtype not in DTYPES:
         raise GPT2LabError(f"dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
+    if cfg.engine not in ENGINES:
+        raise GPT2LabError(f"engine must be one of {', '.join(ENGINES)}, got {cfg.engine!r}")
+    if cfg.engine == "numpy":
+        validate_numpy_engine(cfg)
     if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
         raise GPT2LabError(f"betas must be in [0, 1), got {cfg.beta1}, {cfg.beta2}")
     if cfg.weight_decay < 0 or cfg.grad_clip < 0 or not math.isfinite(cfg.grad_clip):
@@ -181,6 +196,28 @@ def validate(cfg: TrainConfig) -> None:
         cfg.model_config(vocab_size=1)
     except ConfigError as err:
         raise GPT2LabError(f"model: {err}") from None
+
+
+def validate_numpy_engine(cfg: TrainConfig) -> None:
+    """What the NumPy engine cannot do: it is one CPU process of plain float32/float64 arrays.
+
+    The model itself (dropout, size) is checked when it is built: `--init_from` decides it.
+    """
+    refusals = (
+        (cfg.compile, "--compile is for torch modules; the numpy engine has nothing to compile"),
+        (cfg.fsdp, "--fsdp shards torch modules; the numpy engine runs in one process"),
+        (
+            cfg.dtype not in NUMPY_DTYPES,
+            f"the numpy engine computes in float32 or float64, not {cfg.dtype}",
+        ),
+        (
+            cfg.device not in ("auto", "cpu"),
+            f"the numpy engine runs on the CPU; drop --device {cfg.device}",
+        ),
+    )
+    for refused, message in refusals:
+        if refused:
+            raise GPT2LabError(message)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ One optimizer step, on every rank:
 
     lr = lr_at(step)                                       pure schedule (optim.py)
     for each of grad_accum micro-batches (x, y):            no_sync until the last (DDP)
-        logits = model(x)                                   under autocast when dtype != fp32
+        logits = model(x)                                   under autocast for bf16/fp16
         (Σ token losses · world / N_global).backward()      N_global: valid tokens of the
                                                             global batch, all ranks summed
     norm = clip_grad_norm_(params, clip)                    global norm, one pass
@@ -19,7 +19,10 @@ DDP averages gradients over ranks, hence the factor `world`.
 Micro-batch i of rank r reads loader shard r·grad_accum + i of world·grad_accum, so the
 global batch of a step does not depend on how it is split either.
 
-Everything else (metrics, progress, samples, monitoring, checkpoints) is a callback.
+The math of a step (forward/backward, clipping, the AdamW update, eval losses) is an engine's:
+`TorchEngine` (autograd, the default) or `numpy_engine.NumpyEngine` (`--engine numpy`, the
+hand-written backward of gpt2lab.reference). Everything else (metrics, progress, samples,
+monitoring, checkpoints) is a callback, the same for both.
 """
 
 from __future__ import annotations
@@ -96,10 +99,16 @@ def seed_everything(seed: int) -> None:
 
 
 def autocast_context(device: torch.device, dtype: str):
-    """A fresh autocast context (bf16/fp16) or a no-op for fp32."""
-    if dtype == "float32":
+    """A fresh autocast context (bf16/fp16) or a no-op for fp32 and fp64."""
+    if dtype in ("float32", "float64"):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=getattr(torch, dtype))
+
+
+def param_dtype(dtype: str) -> torch.dtype:
+    """The parameters' dtype: float64 for a float64 run, else float32 (autocast computes in
+    bf16/fp16 but keeps float32 weights)."""
+    return torch.float64 if dtype == "float64" else torch.float32
 
 
 def check_dtype(device: torch.device, dtype: str) -> None:
@@ -109,6 +118,8 @@ def check_dtype(device: torch.device, dtype: str) -> None:
         )
     if dtype == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise GPT2LabError("this GPU does not support bfloat16; use --dtype float16")
+    if dtype == "float64" and device.type == "mps":
+        raise GPT2LabError("mps has no float64; use --device cpu for --dtype float64")
 
 
 def estimate_step_bytes(config, batch_size: int, block_size: int) -> int:
@@ -186,6 +197,14 @@ def count_targets(y: torch.Tensor) -> int:
     return int((y != -1).sum())
 
 
+def token_loss_sum(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Σ cross-entropy of (B, T, V) logits against (B, T) targets (-1 ignored), computed in
+    float32 at least: bf16/fp16 logits are upcast, float64 ones stay float64."""
+    logits = logits.flatten(0, 1)  # (B·T, V)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    return F.cross_entropy(logits, y.flatten(), ignore_index=-1, reduction="sum")
+
+
 def accumulate_gradients(
     model: torch.nn.Module,
     batches: list[tuple[torch.Tensor, torch.Tensor]],
@@ -207,13 +226,105 @@ def accumulate_gradients(
         with D.no_sync(model, i == len(batches) - 1):
             with autocast_context(device, dtype):
                 logits, _ = model(x)  # (B, T, V)
-            loss = F.cross_entropy(
-                logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1, reduction="sum"
-            )
+            loss = token_loss_sum(logits, y)
             scaled = loss * scale
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
         loss_sum += loss.detach()
     return loss_sum
+
+
+# ---------------------------------------------------------------------------------------------
+# Engines: the math of a step
+# ---------------------------------------------------------------------------------------------
+
+
+class TorchEngine:
+    """Autograd and torch.optim.AdamW: the default engine (DDP, FSDP, compile, autocast).
+
+    An engine does the math the Trainer asks for; the loop around it (batches, lr schedule,
+    agreement between ranks, callbacks, checkpoints) is the same for every engine:
+
+        forward_backward(batches, scale) -> Σ token losses   gradients of Σ·scale accumulate
+        clip_gradients(max_norm) -> global norm before clipping
+        optimizer_step(lr); zero_grad()
+        eval_loss_sum(batches) -> Σ token losses             no gradients, eval mode
+        torch_model() -> the plain GPT holding the current weights (callbacks look at it)
+        states() -> (model, optimizer, grad-scaler state); load_states(checkpoint dir)
+    """
+
+    def __init__(self, config: TrainConfig, raw: GPT, dist: D.Dist) -> None:
+        self.config, self.device = config, dist.device
+        raw.to(self.device)
+        model = D.wrap(raw, dist, config.fsdp)
+        self.raw: GPT = D.unwrap(model)
+        self.model = torch.compile(model) if config.compile else model
+        self.optimizer = make_optimizer(
+            self.model,
+            config.lr,
+            config.weight_decay,
+            (config.beta1, config.beta2),
+            self.device.type,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.dtype == "float16")
+
+    def torch_model(self) -> GPT:
+        return self.raw
+
+    def forward_backward(self, batches, scale: float) -> float:
+        return float(
+            accumulate_gradients(
+                self.model,
+                batches,
+                scale=scale,
+                device=self.device,
+                dtype=self.config.dtype,
+                scaler=self.scaler,
+            )
+        )
+
+    def clip_gradients(self, max_norm: float) -> float:
+        self.scaler.unscale_(self.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+    def optimizer_step(self, lr: float) -> None:
+        set_lr(self.optimizer, lr)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def eval_loss_sum(self, batches) -> float:
+        self.model.eval()
+        total = 0.0
+        for x, y in batches:
+            with autocast_context(self.device, self.config.dtype):
+                logits, _ = self.model(x.to(self.device))  # (B, T, V)
+            total += float(token_loss_sum(logits, y.to(self.device)))
+        self.model.train()
+        return total
+
+    def states(self) -> tuple[dict, dict, dict]:
+        """Collective under FSDP: every rank calls it."""
+        model_state, optim_state = ckpt.full_states(self.model, self.optimizer)
+        return model_state, optim_state, self.scaler.state_dict()
+
+    def load_states(self, directory: Path) -> None:
+        """The optimizer and grad-scaler state of a checkpoint (its weights are loaded already)."""
+        scaler_state = ckpt.load_optimizer(directory, self.model, self.optimizer)
+        if scaler_state:
+            self.scaler.load_state_dict(scaler_state)
+
+
+def make_engine(config: TrainConfig, raw: GPT, dist: D.Dist):
+    """The engine `config.engine` names, around the freshly built (or restored) model."""
+    if config.engine == "numpy":
+        from gpt2lab.train.numpy_engine import NumpyEngine
+
+        return NumpyEngine(config, raw, dist)
+    return TorchEngine(config, raw, dist)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,24 +350,13 @@ class Trainer:
         if config.threads:
             torch.set_num_threads(config.threads)
         seed_everything(config.seed)  # the same initial weights on every rank (FSDP needs it)
-        raw = build_model(config, data)
+        raw = build_model(config, data).to(param_dtype(config.dtype))
         seed_everything(config.seed + dist.rank)  # then each rank its own dropout stream
         self.block_size = check_block_size(config, raw)
         if resume_from is not None:
             ckpt.load_model_weights(raw, resume_from)
         self.model_config = raw.config
-        raw.to(self.device)
-        model = D.wrap(raw, dist, config.fsdp)
-        self.raw_model: GPT = D.unwrap(model)
-        self.model = torch.compile(model) if config.compile else model
-        self.optimizer = make_optimizer(
-            self.model,
-            config.lr,
-            config.weight_decay,
-            (config.beta1, config.beta2),
-            self.device.type,
-        )
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.dtype == "float16")
+        self.engine = make_engine(config, raw, dist)
 
         self._check_memory()
         accum, world = config.grad_accum, dist.world_size
@@ -298,6 +398,12 @@ class Trainer:
             self._restore(resume_from)
         self.callbacks = callbacks
 
+    @property
+    def raw_model(self) -> GPT:
+        """The plain torch GPT with the current weights (and gradients, between backward and
+        the optimizer step): what samples, monitoring and the non-finite locator look at."""
+        return self.engine.torch_model()
+
     # --- setup helpers -------------------------------------------------------------------------
 
     def _check_memory(self) -> None:
@@ -312,9 +418,7 @@ class Trainer:
 
     def _restore(self, directory: Path) -> None:
         state = ckpt.read_state(directory)
-        scaler_state = ckpt.load_optimizer(directory, self.model, self.optimizer)
-        if scaler_state:
-            self.scaler.load_state_dict(scaler_state)
+        self.engine.load_states(directory)
         ranks = state["ranks"]
         if len(ranks) != self.dist.world_size:
             raise GPT2LabError(
@@ -360,25 +464,11 @@ class Trainer:
             decay_steps=cfg.decay_steps or cfg.max_steps,
             decay=cfg.decay,
         )
-        set_lr(self.optimizer, lr)
         batches = [loader.next_batch() for loader in self.train_loaders]
         n_global = self._global_tokens(batches)
-        loss_sum = accumulate_gradients(
-            self.model,
-            batches,
-            scale=self.dist.world_size / n_global,
-            device=self.device,
-            dtype=cfg.dtype,
-            scaler=self.scaler,
-        )
-        self.scaler.unscale_(self.optimizer)
-        norm = torch.nn.utils.clip_grad_norm_(
-            self.model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else math.inf
-        )
-        norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
-        agreed = torch.stack(
-            [loss_sum.cpu(), torch.tensor(float(self.stop_reason is not None), dtype=torch.float64)]
-        )
+        loss_sum = self.engine.forward_backward(batches, scale=self.dist.world_size / n_global)
+        norm = self.engine.clip_gradients(cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
+        agreed = torch.tensor([loss_sum, float(self.stop_reason is not None)], dtype=torch.float64)
         D.all_reduce_sum(agreed, self.dist)
         mean_loss = float(agreed[0]) / n_global
         if agreed[1] > 0:
@@ -388,12 +478,11 @@ class Trainer:
         if math.isfinite(mean_loss) and math.isfinite(norm):
             self.nonfinite_streak = 0
             self.emit("on_before_optimizer_step")
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            self.engine.optimizer_step(lr)
             record["kind"] = "train"
         else:
             record.update(self._nonfinite(batches[0][0]))
-        self.optimizer.zero_grad(set_to_none=True)
+        self.engine.zero_grad()
         self.step += 1
         self.tokens += n_global
         seconds = time.perf_counter() - started
@@ -419,25 +508,19 @@ class Trainer:
 
     # --- evaluation ----------------------------------------------------------------------------
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, Any]:
         """Mean loss over the first `eval_iters` val batches (the same ones every time)."""
-        self.model.eval()
         self.val_loader.load_state_dict({**self.val_loader.state_dict(), "epoch": 0, "step": 0})
-        totals = torch.zeros(2, dtype=torch.float64)  # Σ loss, tokens
+        batches = []
         for _ in range(self.config.eval_iters):
             try:
-                x, y = self.val_loader.next_batch()
+                batches.append(self.val_loader.next_batch())
             except StopIteration:
                 break
-            x, y = x.to(self.device), y.to(self.device)
-            with autocast_context(self.device, self.config.dtype):
-                logits, _ = self.model(x)
-            loss = F.cross_entropy(
-                logits.flatten(0, 1).float(), y.flatten(), ignore_index=-1, reduction="sum"
-            )
-            totals += torch.tensor([float(loss), count_targets(y)], dtype=torch.float64)
-        self.model.train()
+        totals = torch.tensor(  # Σ loss, tokens
+            [self.engine.eval_loss_sum(batches), sum(count_targets(y) for _, y in batches)],
+            dtype=torch.float64,
+        )
         D.all_reduce_sum(totals, self.dist)
         val = float(totals[0] / totals[1])
         return {
@@ -451,7 +534,7 @@ class Trainer:
 
     def save_checkpoint(self, best: bool = False) -> Path:
         """A complete checkpoint of this step (collective: every rank calls it)."""
-        model_state, optim_state = ckpt.full_states(self.model, self.optimizer)
+        model_state, optim_state, scaler_state = self.engine.states()
         mine = {"rng": ckpt.rng_state(), "loaders": [ld.state_dict() for ld in self.train_loaders]}
         ranks = [mine]
         if self.dist.enabled:
@@ -475,7 +558,7 @@ class Trainer:
                 model_config=self.model_config,
                 model_state=model_state,
                 optimizer_state=optim_state,
-                scaler_state=self.scaler.state_dict(),
+                scaler_state=scaler_state,
                 state=state,
                 extra_files=self.data.tokenizer_files,
             )
