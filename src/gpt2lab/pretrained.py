@@ -200,10 +200,10 @@ def load_pretrained(
     """A GPT from a local HF/gpt2lab directory or a Hugging Face hub name (downloaded)."""
     directory = resolve_model_dir(name_or_dir)
     config = read_config(directory)
-    model = GPT(config)
+    model = GPT(config).to(dtype=dtype)  # cast first, so float64 weights load exactly
     import_state_dict(model, read_weights(directory))
     model.eval()
-    return model.to(device=device, dtype=dtype)
+    return model.to(device=device)
 
 
 def resolve_model_dir(name_or_dir: str | os.PathLike) -> Path:

@@ -221,3 +221,13 @@ def test_directory_without_weights_or_config(tmp_path):
     (tmp_path / "config.json").unlink()
     with pytest.raises(GPT2LabError, match="has no config.json"):
         load_pretrained(tmp_path)
+
+
+def test_float64_weights_load_exactly(tmp_path):
+    config = GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    model = GPT(config).double()
+    with torch.no_grad():
+        model.wte.weight += 1e-12  # below float32's resolution around 0.02
+    save_pretrained(model, tmp_path)
+    loaded = load_pretrained(tmp_path, dtype=torch.float64)
+    assert torch.equal(loaded.wte.weight, model.wte.weight)
