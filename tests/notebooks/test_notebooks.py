@@ -71,7 +71,10 @@ def test_runs_top_to_bottom(path, tmp_path, monkeypatch):
     assert not [out for out in outputs if out.output_type == "error"]
     assert any("image/png" in out.get("data", {}) for out in outputs), "no figure was drawn"
     as_text = [
-        out for out in outputs if out.get("data", {}).get("text/plain", "").startswith("<Figure")
+        out
+        for out in outputs
+        if out.get("data", {}).get("text/plain", "").startswith("<Figure")
+        and "image/png" not in out.get("data", {})
     ]
     assert not as_text, "a figure was displayed as text, not as a picture"
     assert sorted(p.name for p in NOTEBOOK_DIR.iterdir()) == before, "it wrote into notebooks/"
