@@ -169,3 +169,15 @@ def test_help_texts(capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0 and option in capsys.readouterr().out
+
+
+def test_a_single_document_is_split_so_val_is_not_empty(tmp_path):
+    text = " ".join(["the cat sat on the mat"] * 300)
+    (tmp_path / "one.txt").write_text(text)
+    meta = prepare(str(tmp_path / "one.txt"), tmp_path / "out", val_fraction=0.1)
+    train = np.concatenate([read_shard(p) for p in sorted((tmp_path / "out").glob("train_*.bin"))])
+    val = np.concatenate([read_shard(p) for p in sorted((tmp_path / "out").glob("val_*.bin"))])
+    tok = get_tokenizer("gpt2")
+    assert val.size > 0 and train.size > val.size
+    assert train.tolist() + val.tolist() == [tok.eot_token] + tok.encode(text)  # nothing lost
+    assert read_meta(tmp_path / "out") == meta

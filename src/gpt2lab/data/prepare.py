@@ -150,10 +150,14 @@ def prepare(
             break
     bar.close()
     if held is not None:
-        keep_for_val = (
-            val_fraction > 0 and writers["val"].documents == 0 and writers["train"].documents
-        )
-        writers["val" if keep_for_val else "train"].add(held)
+        val_empty = val_fraction > 0 and writers["val"].documents == 0
+        if val_empty and writers["train"].documents == 0:
+            # One document in all (a single .txt, say): its last val_fraction goes to val.
+            cut = max(1, int(round(held.size * (1 - val_fraction))))
+            writers["train"].add(held[:cut])
+            writers["val"].add(held[cut:])
+        else:
+            writers["val" if val_empty else "train"].add(held)
     for writer in writers.values():
         writer.close()
 
