@@ -521,21 +521,24 @@ def draw_figures(runs, verdicts, extrap, scale, out: Path) -> dict[str, str]:
     from gpt2lab.plots.ablation import band_panels
 
     finished = {name: rs for name, rs in runs.items() if rs}
+    losses = {
+        "train loss (moving average of 5 logs)": {
+            n: band([curve(r.records, "train", "loss") for r in rs], smooth=5)
+            for n, rs in finished.items()
+        },
+        "val loss": {
+            n: band([curve(r.records, "eval", "val_loss") for r in rs])
+            for n, rs in finished.items()
+        },
+    }
+    lowest = min((min(lo) for p in losses.values() for _, _, lo, _ in p.values() if lo), default=0)
     figures = {
         "loss": band_panels(
-            {
-                "train loss (moving average of 5 logs)": {
-                    n: band([curve(r.records, "train", "loss") for r in rs], smooth=5)
-                    for n, rs in finished.items()
-                },
-                "val loss": {
-                    n: band([curve(r.records, "eval", "val_loss") for r in rs])
-                    for n, rs in finished.items()
-                },
-            },
+            losses,
             xlabel="step",
             ylabel="cross-entropy (nats/token)",
-            ylim=(None, math.log(scale["vocab_size"]) + 1.0),  # a huge first loss would flatten all
+            # from just below the best loss to ln V + 1: a huge first loss would flatten all
+            ylim=(lowest - 0.2, math.log(scale["vocab_size"]) + 1.0),
         )
     }
     diagnosed = ["baseline"] + [v.claim.variant for v in verdicts if v.claim.diagnose]
