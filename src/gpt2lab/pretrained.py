@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -340,6 +341,33 @@ def save_pretrained(model: GPT, out_dir: str | os.PathLike, format: str = "auto"
         out / "config.json", lambda p: Path(p).write_text(json.dumps(config_json, indent=2))
     )
     return chosen
+
+
+def copy_tokenizer_files(source: Path, out: Path) -> list[str]:
+    """Copy a model directory's vocabulary next to converted weights; return the names written.
+
+    gpt2lab's encoder.json/vocab.bpe and Hugging Face's vocab.json/merges.txt hold the same
+    content, so both spellings are written: get_tokenizer and transformers both find theirs.
+    """
+    from gpt2lab.tokenizer.vocab import FILE_LAYOUTS
+
+    found = next(
+        (
+            (source / e, source / m)
+            for e, m in FILE_LAYOUTS
+            if (source / e).is_file() and (source / m).is_file()
+        ),
+        None,
+    )
+    if found is None:
+        return []
+    written = []
+    for names in FILE_LAYOUTS:
+        for src, name in zip(found, names):
+            if src.resolve() != (out / name).resolve():
+                shutil.copyfile(src, out / name)
+            written.append(name)
+    return written
 
 
 def _atomic_write(path: Path, write) -> None:

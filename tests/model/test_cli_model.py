@@ -110,3 +110,25 @@ def test_convert_refuses_hf_for_relu(tmp_path, capsys):
     )
     one_line_error(capsys, "Hugging Face GPT-2 cannot hold this architecture (activation=relu)")
     assert not (tmp_path / "hf" / "model.safetensors").exists()
+
+
+def test_convert_carries_the_tokenizer_for_both_readers(tmp_path, capsys):
+    from transformers import GPT2Tokenizer
+
+    from gpt2lab.tokenizer import get_tokenizer
+    from gpt2lab.tokenizer.train import train_tokenizer
+
+    vocab_dir = train_tokenizer(
+        ["the cat sat on the mat. " * 50, "a dog ran. " * 50], 270, tmp_path / "tok"
+    )
+    config = GPTConfig(vocab_size=270, block_size=16, n_layer=1, n_head=2, n_embd=16)
+    save_pretrained(GPT(config), tmp_path / "lab")
+    for name in ("encoder.json", "vocab.bpe"):
+        (tmp_path / "lab" / name).write_bytes((vocab_dir / name).read_bytes())
+    assert main(["convert", str(tmp_path / "lab"), "--out", str(tmp_path / "hf")]) == 0
+    assert "with its tokenizer" in capsys.readouterr().out
+    ours = get_tokenizer(str(vocab_dir))
+    text = "the cat ran on the mat."
+    assert get_tokenizer(str(tmp_path / "hf")).encode(text) == ours.encode(text)
+    hf_tok = GPT2Tokenizer.from_pretrained(tmp_path / "hf")
+    assert hf_tok(text)["input_ids"] == ours.encode(text)

@@ -72,14 +72,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from gpt2lab.model import GPT
-    from gpt2lab.pretrained import save_pretrained
+    from pathlib import Path
 
-    model = GPT.from_pretrained(args.source)
+    from gpt2lab.pretrained import (
+        copy_tokenizer_files,
+        load_pretrained,
+        resolve_model_dir,
+        save_pretrained,
+    )
+
+    source = resolve_model_dir(args.source)
+    model = load_pretrained(source)
     fmt = save_pretrained(model, args.out, format=args.to)
+    copied = copy_tokenizer_files(source, Path(args.out))
     reasons = model.config.hf_incompatibilities()
     why = (
         f" (Hugging Face cannot hold {', '.join(reasons)})" if fmt == "gpt2lab" and reasons else ""
     )
-    print(f"wrote {args.out} in {fmt} layout{why}")
+    vocab = f", with its tokenizer ({', '.join(copied)})" if copied else ""
+    print(f"wrote {args.out} in {fmt} layout{why}{vocab}")
     return 0
