@@ -26,12 +26,6 @@ EXPECTED = [
     "06_breaking_things.ipynb",
 ]
 NOTEBOOKS = [NOTEBOOK_DIR / name for name in EXPECTED]
-TRAINING = {"04_training.ipynb", "06_breaking_things.ipynb"}
-"""They train several models (about a CPU-minute each): run with `-m slow`."""
-RUNS = [
-    pytest.param(path, marks=pytest.mark.slow) if path.name in TRAINING else path
-    for path in NOTEBOOKS
-]
 CELL_TIMEOUT_S = 600
 
 
@@ -48,7 +42,7 @@ def test_committed_without_outputs(path):
     )
 
 
-@pytest.mark.parametrize("path", RUNS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_top_to_bottom(path, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
