@@ -181,3 +181,10 @@ def test_a_single_document_is_split_so_val_is_not_empty(tmp_path):
     assert val.size > 0 and train.size > val.size
     assert train.tolist() + val.tolist() == [tok.eot_token] + tok.encode(text)  # nothing lost
     assert read_meta(tmp_path / "out") == meta
+
+
+def test_package_name_prepare_is_the_function_even_after_the_module_loads():
+    import gpt2lab.data.loader  # noqa: F401  (imports gpt2lab.data.prepare, the module)
+    from gpt2lab.data import prepare as exported
+
+    assert callable(exported) and exported is prepare

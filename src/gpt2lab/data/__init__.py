@@ -13,10 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# Imported eagerly: the function `prepare` shares its name with its module, and a lazy lookup
+# would lose to the submodule attribute once anything imports `gpt2lab.data.prepare`.
+from gpt2lab.data.prepare import prepare, read_meta
+
 _LAZY = {
     "TokenLoader": "gpt2lab.data.loader",
-    "prepare": "gpt2lab.data.prepare",
-    "read_meta": "gpt2lab.data.prepare",
     "read_shard": "gpt2lab.data.shards",
     "write_shard": "gpt2lab.data.shards",
     "iter_documents": "gpt2lab.data.sources",
@@ -26,7 +28,7 @@ _LAZY = {
     "write_probes": "gpt2lab.data.stories",
 }
 
-__all__ = list(_LAZY)
+__all__ = ["prepare", "read_meta", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
