@@ -152,7 +152,7 @@ async def _plain_error(send, status: int, detail: str) -> None:
 def render_page(boot: dict) -> str:
     """index.html with the boot data in its `<script type="application/json">` block.
 
-    `safe_json` escapes <, > and & (and U+2028/9) as \\uXXXX, so text such as '</script>'
+    `safe_json` escapes <, > and & (and U+2028/9) as JSON escapes (< becomes \\u003c), so text such as '</script>'
     cannot end the block; JSON.parse gives back the same string.
     """
     template = (STATIC / "index.html").read_text(encoding="utf-8")
