@@ -12,6 +12,7 @@ from gpt2lab.experiments.variants import (
     VARIANTS,
     FewerHeads,
     parse_variant,
+    select_variants,
     suite_variants,
 )
 
@@ -147,3 +148,13 @@ def test_cli_help_mentions_the_defaults(capsys):
     out = capsys.readouterr().out
     for text in ("--suite", "--variant", "--seeds", "--jobs", "resume"):
         assert text in out
+
+
+def test_only_keeps_the_baseline_and_the_variants_added_on_the_command_line():
+    added = ["post_norm_untied:norm_placement=post,tie_embeddings=False"]
+    variants, _ = suite_variants("seed", added)
+    chosen = select_variants(variants, ["sinusoidal", " relu"], added)
+    assert [v.name for v in chosen] == ["baseline", "sinusoidal", "relu", "post_norm_untied"]
+    assert [v.name for v in select_variants(variants, ["relu"])] == ["baseline", "relu"]
+    with pytest.raises(GPT2LabError, match="--only names variant 'nosuch'"):
+        select_variants(variants, ["nosuch"], added)

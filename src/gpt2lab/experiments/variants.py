@@ -26,6 +26,7 @@ a YAML file:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,21 @@ def suite_variants(suite: str, extra: list[str] = ()) -> tuple[list[Variant], di
             raise GPT2LabError(f"variant {v.name!r} appears twice in the suite")
         seen.add(v.name)
     return variants, defaults
+
+
+def select_variants(
+    variants: list[Variant], only: Sequence[str], added: Sequence[str] = ()
+) -> list[Variant]:
+    """The variants named in `only`, plus the baseline and every variant added on the command
+    line (`added`: --variant specs; asking for one means running it), in suite order.
+
+    >>> added = ["x:n_head=2"]
+    >>> [v.name for v in select_variants(suite_variants("seed", added)[0], ["relu"], added)]
+    ['baseline', 'relu', 'x']
+    """
+    wanted = {name.strip() for name in only} | {BASELINE}
+    wanted |= {parse_variant(spec).name for spec in added}
+    missing = sorted(wanted - {v.name for v in variants})
+    if missing:
+        raise GPT2LabError(f"--only names variant {missing[0]!r}, which is not in the suite")
+    return [v for v in variants if v.name in wanted]
