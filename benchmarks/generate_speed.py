@@ -41,7 +41,7 @@ def load_pair(preset: str, seed: int):
     with tempfile.TemporaryDirectory() as directory:
         save_pretrained(ours, directory, format="hf")
         theirs = GPT2LMHeadModel.from_pretrained(directory).eval()
-    return ours, theirs
+    return ours.use_inference_layout(), theirs  # as `gpt2lab generate` loads it on CPU
 
 
 def run_ours(model, idx, new_tokens):

@@ -473,11 +473,13 @@ def load_model_and_tokenizer(
     runs_dir: str | Path = "runs",
 ):
     """(model, tokenizer, description) for `gpt2`, a model directory, a run, or None (the
-    newest local run). The model is in eval mode."""
+    newest local run). The model is in eval mode, in the inference layout on CPU."""
     from gpt2lab.pretrained import load_pretrained, read_config, resolve_model_dir
 
     target, description = resolve_model_name(name, runs_dir)
     directory = resolve_model_dir(target)
     tokenizer = tokenizer_for(directory, read_config(directory).vocab_size)
     model = load_pretrained(directory, device=device)
+    if next(model.parameters()).device.type == "cpu":
+        model.use_inference_layout()
     return model, tokenizer, description

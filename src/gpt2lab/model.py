@@ -428,6 +428,21 @@ class GPT(HookedModule):
         for block in self.blocks:
             block.attn.force_explicit = path == "explicit"
 
+    def use_inference_layout(self) -> GPT:
+        """Store every Linear weight transposed in memory: same shapes, same values.
+
+        F.linear(x, W) multiplies x by W.t(); with W column-major, W.t() is a contiguous
+        (in, out) matrix (the layout of HF's Conv1D), which CPU matrix-vector products stream
+        faster: decoding one token at a time reads every weight once per token, so this is
+        the layout for generation on CPU (benchmarks/generate_speed.py). Training works on
+        either layout. Returns the model.
+        """
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    module.weight.data = module.weight.data.t().contiguous().t()  # (out, in)
+        return self
+
     @classmethod
     def from_pretrained(cls, name_or_dir: str | Path, **kwargs) -> GPT:
         """Load a local HF/gpt2lab directory or a hub name ('gpt2', ...). See pretrained.py."""

@@ -55,6 +55,31 @@ def test_greedy_equals_transformers_124m(tmp_path):
         for use_cache in (True, False):
             ours = generate(model, idx, 64, temperature=0, use_cache=use_cache)
             assert torch.equal(ours, hf_greedy(hf, idx, 64, use_cache=use_cache))
+    model.use_inference_layout()  # the layout the CLI decodes with on CPU
+    for idx in prompts(GPT2_VOCAB, (1, 9, 32), batch=1, seed=2):
+        assert torch.equal(generate(model, idx, 64, temperature=0), hf_greedy(hf, idx, 64))
+
+
+def test_inference_layout_keeps_values_and_greedy_tokens(small, small_hf, tmp_path):
+    """use_inference_layout only moves memory: same weights, logits, tokens and saved files."""
+    import copy
+
+    from gpt2lab.pretrained import load_pretrained
+
+    fast = copy.deepcopy(small).use_inference_layout()
+    for (name, before), after in zip(small.state_dict().items(), fast.state_dict().values()):
+        assert torch.equal(before, after), name
+    assert fast.lm_head.weight.stride() == (1, fast.config.vocab_size)
+    assert fast.lm_head.weight is fast.wte.weight  # still tied
+    idx = prompts(GPT2_VOCAB, (23,))[0]
+    with torch.no_grad():
+        torch.testing.assert_close(fast(idx)[0], small(idx)[0], rtol=0, atol=1e-5)
+    assert torch.equal(generate(fast, idx, 64, temperature=0), hf_greedy(small_hf, idx, 64))
+    fast.save_pretrained(tmp_path)
+    for (name, before), after in zip(
+        small.state_dict().items(), load_pretrained(tmp_path).state_dict().values()
+    ):
+        assert torch.equal(before, after), name
 
 
 def test_repetition_penalty_equals_transformers(small, small_hf):
