@@ -43,6 +43,18 @@ def test_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_markdown_cells_are_not_commented_code(path):
+    """Text cells hold Markdown, not `# `-prefixed lines (which render as a wall of headings)."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = [line for line in cell.source.splitlines() if line.strip()]
+        assert not any(line.startswith("# #") for line in lines), cell.source[:80]
+        assert len(lines) < 2 or not all(line.startswith("# ") for line in lines), cell.source[:80]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_runs_top_to_bottom(path, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
