@@ -40,13 +40,14 @@ def test_help_texts(capsys):
 
 
 def test_cli_run_then_plot(tiny_config, capsys, tmp_path):
-    cfg = tiny_config(monitor_interval=6)
-    assert main(["train", *config_flags(cfg)]) == 0
+    cfg = tiny_config(monitor_interval=6, progress=True)
+    assert main(["train", *config_flags(cfg), "--no-progress"]) == 0  # as ablate/data spell it
     out = capsys.readouterr().out
     assert "val loss:" in out and "checkpoint:" in out and "sample:" in out
     run = tmp_path / "runs" / "run"
     assert {p.name for p in (run / "plots").iterdir()} >= {"loss.png", "lr.png", "grad_norm.png"}
     assert (run / "config.yaml").read_text().count("max_steps: 12") == 1
+    assert "progress: false" in (run / "config.yaml").read_text()
     assert main(["plot", str(run), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "act.png").is_file()
 

@@ -34,6 +34,14 @@ def register(subparsers) -> None:
         metavar="RUN",
         help="continue runs/NAME (or a run dir) from its latest checkpoint, exactly",
     )
+    p.add_argument(
+        "--no-progress",
+        dest="opt:progress",
+        action="store_const",
+        const="false",
+        default=argparse.SUPPRESS,
+        help="no progress bar (the same as --progress false)",
+    )
     options = p.add_argument_group("training options (defaults in brackets)")
     for f in dataclasses.fields(TrainConfig):
         if f.name == "model":
