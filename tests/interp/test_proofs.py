@@ -1,7 +1,7 @@
 """Proofs on trained models: heads specialise the way the literature says they do.
 
 (a) previous-token: a 2-layer GPT-2 trained on a trigram language (each token one of two
-successors of the pair before it) forms a previous-token head (score ≥ 0.9) in layer 1,
+successors of the pair before it) forms a previous-token head (score ≥ 0.9) in its first layer,
 and the heads report finds it, names it, and measures that the model needs it.
 (b) induction: a 2-layer model trained on repeated random token sequences forms an induction
 head in its second layer (score ≥ 0.5) and none in its first: an induction head needs an

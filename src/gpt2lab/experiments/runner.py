@@ -84,7 +84,7 @@ class Budget:
 
 
 BUDGETS: dict[str, Budget] = {
-    # 11 variants × 3 seeds × 200 steps × 8 × 128 tokens ≈ 6.8M tokens: < 1 hour on 2 cores.
+    # 11 variants × 3 seeds × 200 steps × 8 × 128 tokens ≈ 6.8M tokens: 10.7 min on 2 idle cores.
     "tiny": Budget(
         steps=200,
         batch_size=8,
