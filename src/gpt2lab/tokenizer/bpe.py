@@ -19,45 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import regex
-
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.tokenizer.base import SpecialSet, Tokenizer
+from gpt2lab.tokenizer.pretokenize import split
 from gpt2lab.tokenizer.vocab import Vocab, bytes_to_unicode, to_unicode
-
-GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-"""GPT-2's pre-tokenization, as released. Alternatives are tried left to right at each position:
-
-- contractions: "don't" -> ["don", "'t"];
-- an optional space plus a run of letters, of digits, or of other symbols:
-  " 2024 cats!!" -> [" 2024", " cats", "!!"];
-- whitespace not followed by non-space: in "a   b" the run "   " splits as "  " + " b", so the
-  last space stays attached to the next word; at the end of the text the whole run is one piece.
-"""
-
-UNICODE_17_ADDITIONS = (
-    "\u088f\u0c5c\u0cdc\ua7ce-\ua7cf\ua7d2\ua7d4\ua7f1\U00010940-\U00010959"
-    "\U00010ec5-\U00010ec7\U00011db0-\U00011ddb\U00011de0-\U00011de9\U00016ea0-\U00016eb8"
-    "\U00016ebb-\U00016ed3\U00016ff2-\U00016ff6\U000187f8-\U000187ff\U00018d09-\U00018d1e"
-    "\U00018d80-\U00018df2\U0001e6c0-\U0001e6de\U0001e6e0-\U0001e6e2\U0001e6e4-\U0001e6e5"
-    "\U0001e6e7-\U0001e6ed\U0001e6f0-\U0001e6f4\U0001e6fe-\U0001e6ff\U0002b73a-\U0002b73f"
-    "\U0002cea2-\U0002cead\U000323b0-\U00033479"
-)
-"""The 4,657 letters and digits that Unicode 17.0 (2025) assigned, e.g. U+A7CE and the CJK block
-U+323B0... tiktoken's Rust regex knows Unicode 16.0, so to it they are symbols; the Python `regex`
-module knows 17.0. To give tiktoken's ids, `PATTERN` treats them as symbols too."""
-
-_LETTER = rf"[\p{{L}}--[{UNICODE_17_ADDITIONS}]]"
-_NUMBER = rf"[\p{{N}}--[{UNICODE_17_ADDITIONS}]]"
-_OTHER = rf"[[^\s\p{{L}}\p{{N}}]||[{UNICODE_17_ADDITIONS}]]"
-PATTERN = rf"""'s|'t|'re|'ve|'m|'ll|'d| ?{_LETTER}+| ?{_NUMBER}+| ?{_OTHER}+|\s+(?!\S)|\s+"""
-"""GPT2_PATTERN with its letter, digit and symbol classes held at Unicode 16.0 (regex's V1 set
-syntax: `--` is difference, `||` is union). This is the pattern the `bpe` backend runs."""
-
-FAST_PATTERN = (
-    r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
-)
-"""tiktoken's equivalent of GPT2_PATTERN: possessive quantifiers avoid backtracking."""
 
 NO_MERGE = float("inf")
 """The rank of a pair that no merge joins."""
@@ -114,7 +79,6 @@ class BPETokenizer(Tokenizer):
 
     def __init__(self, vocab: Vocab) -> None:
         super().__init__(vocab)
-        self.pattern = regex.compile(PATTERN, flags=regex.V1)
         # Merges and tokens spelled in the byte-to-unicode alphabet, as in GPT-2's files.
         self.ranks = {(to_unicode(a), to_unicode(b)): i for i, (a, b) in enumerate(vocab.merges)}
         self.encoder = {to_unicode(token): i for token, i in vocab.ranks.items()}
@@ -137,7 +101,7 @@ class BPETokenizer(Tokenizer):
     def encode_chunk(self, text: str) -> list[int]:
         """Ids of text that holds no special token: pre-tokenize, spell, merge, look up."""
         ids: list[int] = []
-        for piece in self.pattern.findall(text):
+        for piece in split(text):
             word = piece.encode("utf-8").decode("latin-1").translate(self.spell)
             ids.extend(self.encode_word(word))
         return ids

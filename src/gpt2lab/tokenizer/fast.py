@@ -13,7 +13,7 @@ import tiktoken
 
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.tokenizer.base import SpecialSet, Tokenizer
-from gpt2lab.tokenizer.bpe import FAST_PATTERN
+from gpt2lab.tokenizer.pretokenize import FAST_PATTERN
 from gpt2lab.tokenizer.vocab import Vocab
 
 

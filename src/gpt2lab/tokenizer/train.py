@@ -21,10 +21,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import regex
-
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.tokenizer.bpe import PATTERN, repair_surrogates
+from gpt2lab.tokenizer.bpe import repair_surrogates
+from gpt2lab.tokenizer.pretokenize import split
 from gpt2lab.tokenizer.vocab import ENDOFTEXT, write_vocab
 
 Pair = tuple[int, int]
@@ -36,11 +35,10 @@ def count_words(texts: Iterable[str]) -> Counter[bytes]:
     ["the cat", "the dog"] -> {b'the': 2, b' cat': 1, b' dog': 1}. "<|endoftext|>" in the text
     only separates documents and is not counted.
     """
-    pattern = regex.compile(PATTERN, flags=regex.V1)
     counts: Counter[str] = Counter()
     for text in texts:
         for document in text.split(ENDOFTEXT):
-            counts.update(pattern.findall(repair_surrogates(document)))
+            counts.update(split(repair_surrogates(document)))
     words: Counter[bytes] = Counter()
     for word, n in counts.items():
         words[word.encode("utf-8")] += n
