@@ -265,6 +265,14 @@ def test_page_and_assets_are_local(client):
         ("/api/attention", {"text": "hi", "layer": 0, "head": 7}, 422, "head 7 is out of range"),
         ("/api/attention", {"text": "hi", "layer": -1, "head": 0}, 422, "layer"),
         ("/api/attention", {"text": 5}, 422, "text"),
+        # strict JSON types: no string, bool or float standing in for an integer
+        ("/api/predict", {"text": "hi", "k": "5"}, 422, "k"),
+        ("/api/predict", {"text": "hi", "k": True}, 422, "k"),
+        ("/api/predict", {"text": "hi", "k": 5.0}, 422, "k"),
+        ("/api/attention", {"text": "hi", "layer": "0"}, 422, "layer"),
+        ("/api/attention", {"text": "hi", "head": False}, 422, "head"),
+        ("/api/predict", {"text": "hi", "ablate": [{"layer": "0", "head": 1}]}, 422, "layer"),
+        ("/api/tokenize", {"text": ["hi"]}, 422, "text"),
     ],
 )
 def test_bad_requests_answer_with_a_message(client, path, body, status, message):
@@ -290,6 +298,45 @@ def test_oversized_body_is_413(client):
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413 and "body" in response.json()["detail"]
+
+
+def test_chunked_oversized_body_is_413_too(client):
+    def chunks():
+        yield b'{"text": "'
+        for _ in range(40):
+            yield b"a" * 65536
+        yield b'"}'
+
+    response = client.post(
+        "/api/predict", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413 and "body" in response.json()["detail"]
+    small = client.post(
+        "/api/tokenize",
+        content=iter([b'{"text": ', b'"hi"}']),
+        headers={"content-type": "application/json"},
+    )
+    assert small.status_code == 200 and small.json()["tokens"][0]["text"] == "hi"
+
+
+@pytest.mark.parametrize("path", ["/", "/docs", "/redoc", "/api/info", "/openapi.json", "/nope"])
+def test_every_page_forbids_framing(client, path):
+    response = client.get(path)
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_focus_context_decodes_characters_split_across_tokens(client, tokenizer):
+    text = "Fish 🐟 and café 日本語 ok"
+    positions = client.post("/api/predict", json={"text": text}).json()["positions"]
+    ids = tokenizer.encode(text)
+    assert any("\ufffd" in tokenizer.decode([t]) for t in ids)  # some token is half a character
+    for row in positions:
+        start, i = row["context_start"], row["position"]
+        assert start <= max(0, i + 1 - 9)
+        assert row["context"] == tokenizer.decode(ids[start : i + 1])
+    assert positions[-1]["context"].endswith("日本語 ok")
+    assert all("\ufffd" not in row["context"][:1] for row in positions)
 
 
 def test_no_run_is_404(model, tokenizer):
@@ -366,6 +413,18 @@ def test_concurrent_requests_do_not_leak_ablations(client, model, tokenizer):
         ("0.0.0.0", "evil.example", False),
         ("192.168.1.20", "192.168.1.20:8000", True),
         ("192.168.1.20", "10.0.0.1:8000", False),
+        # exact parsing: anything but name[:port] or [ipv6][:port] names no host
+        ("127.0.0.1", "localhost:8765@evil.example", False),
+        ("127.0.0.1", "127.0.0.1:8000@evil.example", False),
+        ("127.0.0.1", "localhost:80:80", False),
+        ("127.0.0.1", "localhost:port", False),
+        ("127.0.0.1", "localhost /evil", False),
+        ("127.0.0.1", "::1", False),
+        ("127.0.0.1", "[::1", False),
+        ("127.0.0.1", "[::1]evil", False),
+        ("127.0.0.1", "LOCALHOST:8000", True),
+        ("127.0.0.1", "localhost", True),
+        ("0.0.0.0", "192.168.1.20:8000@evil.example", False),
     ],
 )
 def test_host_header_check(bind, header, allowed):
@@ -378,3 +437,23 @@ def test_foreign_host_header_is_rejected(client):
     response = client.get("/api/info", headers={"host": "rebind.evil.example"})
     assert response.status_code == 400 and "Host" in response.json()["detail"]
     assert client.get("/api/info", headers={"host": "localhost:8000"}).status_code == 200
+
+
+def test_accepted_connections_get_tcp_nodelay_from_asyncio():
+    """asyncio disables Nagle only on sockets whose protocol is TCP; a protocol-0 socket made
+    every kept-alive request wait ~40 ms (benchmarks/viewer_keepalive.py measures it)."""
+    import asyncio.base_events
+    import socket
+
+    from gpt2lab.viewer.server import bind_socket
+
+    listener = bind_socket("127.0.0.1", 0)
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    try:
+        assert accepted.proto == socket.IPPROTO_TCP
+        asyncio.base_events._set_nodelay(accepted)  # what asyncio does to each new transport
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        for sock in (accepted, client, listener):
+            sock.close()

@@ -166,3 +166,78 @@ def test_everything_loads_from_the_server_itself(browser, live_server):
     context.close()
     foreign = [u for u in requested if not u.startswith(live_server) and not u.startswith("data:")]
     assert requested and foreign == []
+
+
+# ---------------------------------------------------------------------------------------------
+# State bugs: each test fails on the page as it was before its fix
+# ---------------------------------------------------------------------------------------------
+
+VISIBLE_LINES = "ls => ls.filter(l => l.getAttribute('stroke-opacity') !== '0').length"
+
+
+def test_reanalysing_while_a_token_is_hovered_keeps_the_lines(page, live_server, tokenizer):
+    """The hovered chip is replaced without a mouseleave; the lines must not all vanish."""
+    analyse(page, live_server, SENTENCE)
+    wait_for_tokens(page, len(tokenizer.encode(SENTENCE)))
+    page.locator("#tokens .chip").last.hover()
+    short = "A short one."
+    page.evaluate(f"document.querySelector('#text').value = {short!r}")
+    page.evaluate("document.querySelector('#analyze').click()")  # the mouse stays where it is
+    wait_for_tokens(page, len(tokenizer.encode(short)))
+    page.wait_for_function("document.querySelectorAll('#lines svg line').length > 0")
+    total = page.locator("#lines svg line").count()
+    visible = page.eval_on_selector_all("#lines svg line", VISIBLE_LINES)
+    hovered = page.evaluate("document.querySelectorAll('#tokens .chip:hover').length")
+    assert visible > 0
+    if not hovered:
+        assert visible == total
+    assert page.errors == []
+
+
+def test_the_focus_box_shows_characters_split_across_tokens(page, live_server, tokenizer, client):
+    text = "Fish 🐟 and café 日本語 ok"
+    assert any("\ufffd" in tokenizer.decode([t]) for t in tokenizer.encode(text))
+    analyse(page, live_server, text)
+    wait_for_tokens(page, len(tokenizer.encode(text)))
+    shown = page.inner_text("#focus .context")
+    expected = client.post("/api/predict", json={"text": text}).json()["positions"][-1]
+    assert shown == ("…" if expected["context_start"] > 0 else "") + expected["context"]
+    assert "\ufffd" not in shown and "日本語 ok" in shown
+    ids = tokenizer.encode(text)
+    fish = next(i for i in range(len(ids)) if "🐟" in tokenizer.decode(ids[: i + 1]))
+    page.locator("#tokens .chip").nth(fish).click()  # the last token of the fish's bytes
+    assert page.inner_text("#focus .context").endswith("Fish 🐟")
+    assert page.errors == []
+
+
+def test_an_error_dims_the_previous_results_until_the_next_success(page, live_server, tokenizer):
+    analyse(page, live_server, SENTENCE)
+    wait_for_tokens(page, len(tokenizer.encode(SENTENCE)))
+    opacity = "getComputedStyle(document.querySelector('#predictions')).opacity"
+    assert page.evaluate(opacity) == "1"
+    page.fill("#text", "word " * 200)  # over the model's 64 positions: a 413
+    page.click("#analyze")
+    page.wait_for_selector("#status.error")
+    assert "at most 64" in page.inner_text("#status")
+    for panel in ("#tokens", "#lines", "#heatmap", "#predictions", "#focus"):
+        assert "stale" in page.get_attribute(panel, "class"), panel
+    assert float(page.evaluate(opacity)) < 0.5
+    page.fill("#text", SENTENCE)
+    page.click("#analyze")
+    page.wait_for_function("!document.querySelector('#predictions').classList.contains('stale')")
+    assert page.evaluate(opacity) == "1"
+
+
+def test_typing_then_clicking_analyse_sends_each_request_once(page, live_server):
+    page.goto(live_server + "/", wait_until="networkidle")
+    page.wait_for_selector("#tokens .chip")
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda r: r.url.endswith(("/api/predict", "/api/attention")) and sent.append(r.url),
+    )
+    page.fill("#text", "Tom has a red ball.")  # starts the 500 ms typing timer
+    page.click("#analyze")  # before it fires
+    page.wait_for_timeout(1500)  # long past the timer
+    assert sorted(u.rsplit("/", 1)[1] for u in sent) == ["attention", "predict"]
+    assert page.errors == []

@@ -48,6 +48,8 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 Head = tuple[int, int]
+CONTEXT_TOKENS = 9  # tokens of text shown before a prediction
+CONTINUATION_BYTES = frozenset(bytes([b]) for b in range(0x80, 0xC0))
 
 
 class Explorer:
@@ -102,6 +104,14 @@ class Explorer:
 
     def tokens(self, ids: Sequence[int]) -> list[dict]:
         return [{"id": int(t), "text": self.token_text(t)} for t in ids]
+
+    def context_start(self, ids: Sequence[int], i: int) -> int:
+        """Where the context shown for position i starts: CONTEXT_TOKENS back, then further
+        back while that token begins inside a character (a UTF-8 continuation byte)."""
+        start = max(0, i + 1 - CONTEXT_TOKENS)
+        while start > 0 and self.tokenizer.token_bytes(ids[start])[:1] in CONTINUATION_BYTES:
+            start -= 1
+        return start
 
     def check_heads(self, heads: Sequence[Head]) -> list[Head]:
         """The (layer, head) pairs, deduplicated; a GPT2LabError for one that does not exist."""
@@ -164,6 +174,8 @@ class Explorer:
                 "target": self.tokens([targets[i]])[0],
                 "target_is_prediction": i == len(ids) - 1,
                 "top": self._top(clean, i),
+                "context_start": (start := self.context_start(ids, i)),
+                "context": self.tokenizer.decode(ids[start : i + 1]),
                 "logprob": clean.logprob[i],
             }
             if ablated is not None:

@@ -1,7 +1,8 @@
 """The JSON the explorer's API takes and gives (these also make its OpenAPI schema at /docs).
 
 Requests forbid unknown fields, so a typo ("abalte") is a 422 with the field's name rather
-than a silently ignored option.
+than a silently ignored option, and take JSON types strictly: {"k": "5"}, {"k": true} and
+{"layer": "0"} are 422s, not 5, 1 and 0.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ MAX_ABLATE = 4096  # (layer, head) pairs in one request; a 48 × 25 GPT-2 XL has
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TextRequest(Request):
@@ -58,6 +59,11 @@ class PositionPredictions(BaseModel):
     )
     target_is_prediction: bool
     top: list[Prediction]
+    context: str = Field(
+        description="The text of the last few tokens up to this one, decoded together (a "
+        "character split across tokens stays whole)."
+    )
+    context_start: int = Field(description="The position `context` starts at.")
     logprob: float = Field(description="log p(target) of the unablated model.")
     ablated_top: list[Prediction] | None = None
     ablated_logprob: float | None = None

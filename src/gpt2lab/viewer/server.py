@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 import sys
 from pathlib import Path
@@ -65,12 +66,17 @@ PAGE_CSP = (
 # ---------------------------------------------------------------------------------------------
 
 
+HOST_HEADER = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::[0-9]{1,5})?")
+"""A Host header exactly as RFC 9110 allows it: a name or [IPv6] literal, then an optional port."""
+
+
 def host_name(header: str) -> str:
-    """The name part of a Host header: '127.0.0.1:8000' -> '127.0.0.1', '[::1]:80' -> '::1'."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else ""
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    """The name part of a Host header: '127.0.0.1:8000' -> '127.0.0.1', '[::1]:80' -> '::1';
+    '' for anything else ('localhost:8765@evil.example', 'a b', '::1' without brackets)."""
+    match = HOST_HEADER.fullmatch(header.strip().lower())
+    if match is None:
+        return ""
+    return match["ipv6"] or match["name"]
 
 
 def is_loopback(host: str) -> bool:
@@ -107,8 +113,21 @@ def host_allowed(header: str, bind_host: str) -> bool:
     return name == bind
 
 
+FRAME_HEADERS = (
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
+"""Added to every response that does not set its own (the page's CSP already forbids framing)."""
+
+
 class Guard:
-    """ASGI middleware: rejects a foreign Host header (400) and bodies over `max_body` (413)."""
+    """ASGI middleware around the app.
+
+    - A foreign Host header is a 400.
+    - A body over `max_body` bytes is a 413, whether announced by Content-Length or sent in
+      chunks (those are read, up to the cap, before the app sees the request).
+    - Every response forbids framing (clickjacking), /docs and /redoc included.
+    """
 
     def __init__(self, app, bind_host: str, max_body: int = MAX_BODY) -> None:
         self.app = app
@@ -121,20 +140,32 @@ class Guard:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         if not host_allowed(headers.get("host", ""), self.bind_host):
             return await _plain_error(send, 400, "invalid Host header")
-        length = headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > self.max_body:
-            return await _plain_error(send, 413, f"request body over {self.max_body} bytes")
-        received = 0
+        too_long = f"request body over {self.max_body} bytes"
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            return await _plain_error(send, 413, too_long)
+        messages = []
+        if length is None:  # chunked (or no body): read it here, up to the cap
+            received, more = 0, True
+            while more:
+                message = await receive()
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    return await _plain_error(send, 413, too_long)
+                messages.append(message)
+                more = message["type"] == "http.request" and message.get("more_body", False)
 
-        async def capped_receive():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_body:
-                raise TooLong(f"request body over {self.max_body} bytes")
-            return message
+        async def replay():
+            return messages.pop(0) if messages else await receive()
 
-        return await self.app(scope, capped_receive, send)
+        async def send_framed(message):
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in FRAME_HEADERS if n not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return await self.app(scope, replay, send_framed)
 
 
 async def _plain_error(send, status: int, detail: str) -> None:
@@ -301,7 +332,9 @@ def _jsonable(errors) -> list[dict]:
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (port 0 picks a free one); a one-line error if taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP;
+    # with proto 0 every keep-alive request waited ~40 ms for Nagle + delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

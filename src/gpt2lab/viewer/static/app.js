@@ -32,6 +32,7 @@ const state = {
   predictions: null,
   heads: null,
   run: null,
+  typingTimer: null, // the refresh that typing schedules (debounced)
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -91,19 +92,35 @@ async function loadAttention() {
   renderAttention();
 }
 
+/** Results on screen belong to an older text or settings: dim them until the next success. */
+function setStale(stale) {
+  document.querySelectorAll(".result").forEach((node) => node.classList.toggle("stale", stale));
+}
+
 async function refresh({ predictions = true, attention = true } = {}) {
+  clearTimeout(state.typingTimer); // a click or Ctrl+Enter supersedes the pending typing refresh
   setStatus("running the model…", "busy");
   try {
     await Promise.all([predictions && loadPredictions(), attention && loadAttention()]);
     setStatus("");
+    setStale(false);
   } catch (err) {
     setStatus(err.message, "error");
+    setStale(true);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Tokens and hover
 // ---------------------------------------------------------------------------------------------
+
+/** The token row under the pointer, if any. Re-rendering replaces the nodes without a
+ * mouseleave, so the hover state is re-read from the page after every render. */
+function hoverUnderPointer() {
+  const node = document.querySelector("#tokens .chip:hover, #lines .tok-row:hover");
+  if (!node) return null;
+  return { side: node.classList.contains("key") ? "key" : "query", index: Number(node.dataset.index) };
+}
 
 function renderTokens() {
   const box = $("tokens");
@@ -116,6 +133,7 @@ function renderTokens() {
     onclick: () => selectPosition(i),
   }, showToken(t.text))));
   $("token-count").textContent = `${state.tokens.length} tokens`;
+  state.hover = hoverUnderPointer();
   applyHover();
 }
 
@@ -162,6 +180,7 @@ function renderAttention() {
   renderHeatmap(a);
   renderThumbs(a);
   renderRoleMap();
+  state.hover = hoverUnderPointer();
   applyHover();
 }
 
@@ -360,7 +379,6 @@ function renderFocus() {
   const i = selectedPosition();
   const p = data?.positions[i];
   if (!p) return;
-  const context = state.tokens.slice(Math.max(0, i - 8), i + 1).map((t) => t.text).join("");
   const list = (title, top, cls) => el("div", { class: `focus-list ${cls}` },
     el("h4", {}, title),
     ...top.map((q) => el("div", { class: "focus-row" },
@@ -369,7 +387,7 @@ function renderFocus() {
   const lists = [list("model", p.top, "clean")];
   if (p.ablated_top) lists.push(list("with ablation", p.ablated_top, "ablated"));
   $("focus").replaceChildren(
-    el("div", { class: "focus-context" }, el("span", { class: "muted" }, `after position ${i}: `), el("span", { class: "context" }, (i > 8 ? "…" : "") + context)),
+    el("div", { class: "focus-context" }, el("span", { class: "muted" }, `after position ${i}: `), el("span", { class: "context" }, (p.context_start > 0 ? "…" : "") + p.context)),
     el("div", { class: "focus-lists" }, ...lists));
 }
 
@@ -567,10 +585,9 @@ function start() {
   $("role-score").addEventListener("change", renderRoleMap);
   $("clear-ablation").addEventListener("click", clearAblation);
   $("analyze").addEventListener("click", () => { state.position = null; refresh(); });
-  let timer = null;
   $("text").addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => { state.position = null; refresh(); }, 500);
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(() => { state.position = null; refresh(); }, 500);
   });
   $("text").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); refresh(); }
