@@ -189,12 +189,13 @@ def byte_lengths(tokenizer) -> np.ndarray:
 def read_documents(path: Path, jsonl: bool | None = None) -> list[str]:
     """A text file is one document; a .jsonl file holds one {"text": ...} per line.
 
-    jsonl=None decides by the suffix; True reads JSON Lines whatever the name.
+    jsonl=None decides by the suffix; True reads JSON Lines whatever the name. The bytes are
+    decoded as they are (no newline translation), so bits per byte counts a CRLF as 2 bytes.
     """
     if not path.is_file():
         raise GPT2LabError(f"no such file: {path}")
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise GPT2LabError(f"{path} is not UTF-8 text: {err}") from None
     if not (jsonl if jsonl is not None else path.suffix == ".jsonl"):

@@ -92,6 +92,17 @@ def test_text_file_perplexity_and_bits_per_byte(small, small_hf, gpt2_tokenizer,
     assert result.bits_per_byte == pytest.approx(nll / math.log(2) / result.bytes, rel=1e-5)
 
 
+def test_a_crlf_file_is_scored_byte_for_byte(small, gpt2_tokenizer, tmp_path):
+    """Bits per byte is per byte of the file: CRLF stays two bytes, and is tokenized as is."""
+    text = TEXT.replace(". ", ".\r\n")
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(text.encode("utf-8"))
+    assert b"\r\n" in path.read_bytes()
+    tokens = load_eval_tokens(path, gpt2_tokenizer)
+    assert tokens.n_bytes == path.stat().st_size
+    assert tokens.ids[1:].tolist() == gpt2_tokenizer.encode(text)
+
+
 def test_shard_directory(small, gpt2_tokenizer, tmp_path):
     from gpt2lab.data.prepare import prepare
 
