@@ -23,26 +23,28 @@ from __future__ import annotations
 from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
-from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+from lm_eval.utils import get_rolling_token_windows, make_disjoint_window, simple_parse_args_string
 from tqdm.auto import tqdm
 
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.evaluate import score_continuations
 from gpt2lab.generate import SamplingConfig, TextStream, load_model_and_tokenizer, stream
+from gpt2lab.train.distributed import resolve_device
 
 
 @register_model("gpt2lab")
 class GPT2LabLM(TemplateLM):
     """A gpt2lab model (hub name, model directory or training run) for the harness.
 
-    model_args: pretrained=gpt2|DIR|runs/NAME, device=cpu, batch_size=8, max_gen_toks=256.
-    An already loaded model can be passed as `model=` with `tokenizer=` (used by tests).
+    model_args: pretrained=gpt2|DIR|runs/NAME, device=auto|cpu|cuda|cuda:N|mps (auto: a GPU
+    when there is one, else the CPU), batch_size=8, max_gen_toks=256. An already loaded model
+    can be passed as `model=` with `tokenizer=` (used by tests).
     """
 
     def __init__(
         self,
         pretrained: str | None = None,
-        device: str = "cpu",
+        device: str = "auto",
         batch_size: int | str = 8,
         max_gen_toks: int = 256,
         model=None,
@@ -51,7 +53,7 @@ class GPT2LabLM(TemplateLM):
     ) -> None:
         super().__init__()
         if model is None:
-            model, tokenizer, _ = load_model_and_tokenizer(pretrained, device)
+            model, tokenizer, _ = load_model_and_tokenizer(pretrained, resolve_device(device))
         elif tokenizer is None:
             raise GPT2LabError("pass the model's tokenizer along with model=")
         self.model = model
@@ -60,6 +62,20 @@ class GPT2LabLM(TemplateLM):
         self.max_gen_toks = int(max_gen_toks)
         self.max_length = model.config.block_size
 
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None):
+        """The model, from `--model_args` and the harness's generic `--device`/`--batch_size`.
+
+        A key given in model_args wins: `model_args=...,device=cpu` beside lm_eval's own
+        default `--device cuda:0` is the CPU, not a clash of two `device` arguments.
+        """
+        generic = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        return cls(**{**generic, **arg_dict})
+
     # --- tokens -------------------------------------------------------------------------------
 
     @property
@@ -67,7 +83,9 @@ class GPT2LabLM(TemplateLM):
         return self.tokenizer.eot_token
 
     def tok_encode(self, string: str, **kwargs) -> list[int]:
-        return self.tokenizer.encode_ordinary(string)
+        """Token ids; a literal "<|endoftext|>" in a prompt is the special token, as Hugging
+        Face's GPT-2 tokenizer (and so lm-eval's HF models) reads it."""
+        return self.tokenizer.encode(string, allowed_special="all")
 
     def tok_decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens)
@@ -161,11 +179,26 @@ class GPT2LabLM(TemplateLM):
         return text
 
 
-def main() -> None:
-    """`lm_eval`'s command line with the "gpt2lab" model registered."""
+def main(argv: list[str] | None = None) -> None:
+    """`lm_eval`'s command line with the "gpt2lab" model registered.
+
+    lm_eval fills `--device` with cuda:0 when it is not given; here an absent `--device` means
+    auto (a GPU if there is one, else the CPU), so the documented commands run on a laptop. A
+    device that is not there (`--device cuda` without CUDA) is one line and exit 2.
+    """
+    import sys
+
     from lm_eval.__main__ import cli_evaluate
 
-    cli_evaluate()
+    argv = sys.argv[1:] if argv is None else argv
+    if not any(a == "--device" or a.startswith("--device=") for a in argv):
+        argv = [*argv, "--device", "auto"]
+    sys.argv = [sys.argv[0], *argv]
+    try:
+        cli_evaluate()
+    except GPT2LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

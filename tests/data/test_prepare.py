@@ -188,3 +188,26 @@ def test_package_name_prepare_is_the_function_even_after_the_module_loads():
     from gpt2lab.data import prepare as exported
 
     assert callable(exported) and exported is prepare
+
+
+def test_hf_source_through_datasets_on_a_local_openwebtext_shaped_dataset(tmp_path, monkeypatch):
+    """No stand-in for `load_hf_dataset`: `datasets` itself streams a local folder of parquet
+    shards shaped like Skylion007/openwebtext (one `text` column, a train split), offline."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    texts = [f"Web page {i}.\n\nIt says {'more ' * (i % 7)}things." for i in range(60)]
+    folder = tmp_path / "openwebtext" / "plain_text"
+    folder.mkdir(parents=True)
+    for shard in range(2):
+        table = pa.table({"text": texts[shard * 30 : (shard + 1) * 30]})
+        pq.write_table(table, folder / f"train-0000{shard}-of-00002.parquet")
+    out = tmp_path / "owt"
+    argv = ["data", "prepare", "--source", f"hf:{tmp_path / 'openwebtext'}", "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    tok = get_tokenizer("gpt2")
+    stream = np.concatenate([split_tokens(out, s) for s in ("train", "val")])
+    documents = sorted(documents_of(stream))
+    assert documents == sorted(tok.encode(t) for t in texts)

@@ -3,7 +3,13 @@ GPT2LabLM against the same quantities computed directly with `transformers`."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import regex
 import torch
 
 lm_eval = pytest.importorskip("lm_eval")
@@ -160,3 +166,107 @@ def test_the_harness_runs_a_local_task_end_to_end(lm, small, gpt2_tokenizer, tmp
     ours = last_word_accuracy(small, gpt2_tokenizer, texts)
     assert results["acc,none"] == ours["accuracy"]
     assert results["perplexity,none"] == pytest.approx(ours["perplexity"], rel=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# The documented command lines, through lm_eval's real CLI, offline
+# ---------------------------------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "evaluation.md"
+
+
+def documented_commands() -> list[list[str]]:
+    """The `python -m gpt2lab.lm_eval_adapter ...` lines of docs/evaluation.md, as argv."""
+    import shlex
+
+    text = DOCS.read_text(encoding="utf-8").replace("\\\n", " ")
+    return [
+        shlex.split(line)
+        for line in text.splitlines()
+        if line.startswith("python -m gpt2lab.lm_eval_adapter")
+    ]
+
+
+def local_task(tmp_path: Path) -> Path:
+    import json
+
+    texts = ["the cat sat on the mat", "Lily and Tom went to the park", "a dog ran to the barn"]
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps({"text": t}) for t in texts))
+    (tmp_path / "task.yaml").write_text(TASK_YAML.format(data=data))
+    return tmp_path
+
+
+def offline(argv: list[str], model_dir: Path, tasks: Path, out: Path) -> list[str]:
+    """The documented argv with the hub model and the hub tasks swapped for local ones."""
+    swapped = []
+    for arg in argv[1:]:  # drop "python": run with this interpreter
+        arg = regex.sub(r"pretrained=[^,]+", f"pretrained={model_dir}", arg)
+        if arg.startswith(("lambada_openai", "results/")):
+            arg = "gpt2lab_local_last_word" if arg.startswith("lambada") else str(out)
+        swapped.append(arg)
+    return [sys.executable, *swapped, "--include_path", str(tasks)]
+
+
+def run_offline(argv: list[str]):
+    env = {
+        **os.environ,
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_the_documented_commands_run_on_a_cpu_offline(small_dir, tmp_path):
+    commands = documented_commands()
+    assert len(commands) == 2
+    tasks = local_task(tmp_path)
+    for argv in commands:
+        done = run_offline(offline(argv, small_dir, tasks, tmp_path / "results"))
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "gpt2lab_local_last_word" in done.stdout and "perplexity" in done.stdout
+    assert list((tmp_path / "results").rglob("results_*.json"))
+
+
+def test_a_device_that_is_not_there_is_one_line(small_dir, tmp_path):
+    argv = offline(documented_commands()[0], small_dir, local_task(tmp_path), tmp_path / "out")
+    done = run_offline([*argv, "--device", "cuda"])
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "error: device cuda asked for, but CUDA is not available here"
+    )
+
+
+def test_model_args_win_over_the_harness_defaults(small_dir):
+    from lm_eval.api.registry import get_model
+
+    lm = get_model("gpt2lab").create_from_arg_string(
+        f"pretrained={small_dir},device=cpu,batch_size=3",
+        {"device": "cuda:0", "batch_size": 1, "max_batch_size": None},
+    )
+    assert lm.batch_size == 3
+    assert next(lm.model.parameters()).device.type == "cpu"
+
+
+def test_a_literal_endoftext_is_the_special_token_as_in_hugging_face(lm, gpt2_tokenizer):
+    import json
+
+    from transformers import GPT2TokenizerFast
+
+    from gpt2lab.tokenizer.vocab import gpt2_files
+
+    encoder, merges = gpt2_files()
+    vocab = json.loads(encoder.read_text(encoding="utf-8"))
+    pairs = [
+        tuple(line.split()) for line in merges.read_text(encoding="utf-8").splitlines()[1:] if line
+    ]
+    hf = GPT2TokenizerFast(vocab=vocab, merges=pairs)
+    for text in (
+        "Once<|endoftext|> upon",
+        "<|endoftext|>The end.",
+        "a <|endoftext|>\n<|endoftext|>b",
+    ):
+        assert lm.tok_encode(text) == hf.encode(text)
+    assert gpt2_tokenizer.eot_token in lm.tok_encode("x<|endoftext|>y")

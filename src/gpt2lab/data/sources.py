@@ -104,7 +104,7 @@ def load_hf_dataset(name: str, config: str | None, split: str):
         import datasets
     except ImportError as err:
         raise GPT2LabError(
-            "hf: sources need the `datasets` package (pip install datasets)"
+            "hf: sources need the `datasets` package: pip install 'gpt2lab[data]'"
         ) from err
     try:
         return datasets.load_dataset(name, config, split=split, streaming=True)
