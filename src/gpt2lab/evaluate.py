@@ -40,8 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.generate import eval_mode
-from gpt2lab.model import GPT
+from gpt2lab.model import GPT, context_limit, eval_mode
 
 # ---------------------------------------------------------------------------------------------
 # 1. Per-token negative log-likelihood with a strided sliding window
@@ -77,7 +76,7 @@ def window_settings(model: GPT, context: int | None, stride: int | None) -> tupl
     """(context, stride): the model's block_size and half of it unless asked otherwise."""
     limit = model.config.block_size
     context = limit if context is None else context
-    if model.config.pos_encoding == "learned" and context > limit:
+    if context_limit(model.config) is not None and context > limit:
         raise GPT2LabError(f"the context {context} exceeds the model's block_size ({limit})")
     return context, max(1, context // 2) if stride is None else stride
 

@@ -11,8 +11,8 @@ import torch
 from generate_helpers import GPT2_VOCAB, random_gpt
 
 from gpt2lab.cli import main
-from gpt2lab.generate import TextStream, generate, load_model_and_tokenizer
-from gpt2lab.pretrained import save_pretrained
+from gpt2lab.generate import TextStream, generate
+from gpt2lab.pretrained import load_model_and_tokenizer, save_pretrained
 
 
 def one_error_line(capsys, command: str) -> str:

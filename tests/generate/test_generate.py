@@ -149,11 +149,11 @@ def test_stop_token_ends_rows_and_pads_them(small):
     assert single.shape[1] == 4 + first + 1  # a lone row ends right after its stop token
 
 
-def test_model_generate_delegates_and_keeps_training_mode(small):
+def test_generate_keeps_training_mode(small):
     idx = prompts(GPT2_VOCAB, (3,))[0]
     small.train()
     try:
-        a = small.generate(idx, 10, temperature=0)
+        a = generate(small, idx, 10, temperature=0)
         assert small.training
     finally:
         small.eval()
@@ -195,7 +195,7 @@ def test_stream_leaves_inference_mode_between_steps(small):
     token = next(steps)
     assert not torch.is_inference_mode_enabled()
     assert not token.is_inference()
-    out = small.generate(idx, 3, temperature=0)
+    out = generate(small, idx, 3, temperature=0)
     assert not out.is_inference()
     small.wte(out).sum()  # usable in ordinary (autograd) code
     steps.close()

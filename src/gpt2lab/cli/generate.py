@@ -74,7 +74,8 @@ def register(subparsers) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
-    from gpt2lab.generate import SamplingConfig, TextStream, load_model_and_tokenizer, stream
+    from gpt2lab.generate import SamplingConfig, TextStream, stream
+    from gpt2lab.pretrained import load_model_and_tokenizer
 
     if not args.prompt:
         raise GPT2LabError("--prompt is empty: give some text to continue")
@@ -119,7 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise GPT2LabError(f"--batch-size must be at least 1, got {args.batch_size}")
     from gpt2lab import evaluate as ev
-    from gpt2lab.generate import load_model_and_tokenizer
+    from gpt2lab.pretrained import load_model_and_tokenizer
 
     # Read the inputs first: a bad file is reported before the model is loaded.
     model_ref = args.model

@@ -60,10 +60,10 @@ def register(subparsers) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
-    from gpt2lab.generate import load_model_and_tokenizer
     from gpt2lab.interp.heads import check_fits
     from gpt2lab.interp.interventions import check_head
     from gpt2lab.interp.report import inspect_text
+    from gpt2lab.pretrained import load_model_and_tokenizer
 
     if args.head is not None and args.layer is None:
         raise GPT2LabError("--head needs --layer (e.g. --layer 3 --head 7)")
@@ -92,9 +92,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_heads(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
-    from gpt2lab.generate import load_model_and_tokenizer
     from gpt2lab.interp.report import build_heads_report, write_heads_report
     from gpt2lab.interp.texts import file_text_set, pack, probe_text_set
+    from gpt2lab.pretrained import load_model_and_tokenizer
 
     if args.probes < 1 or args.examples < 0:
         raise GPT2LabError("--probes must be at least 1 and --examples at least 0")

@@ -49,12 +49,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from gpt2lab.config import GPTConfig
     from gpt2lab.errors import GPT2LabError
     from gpt2lab.model import GPT
+    from gpt2lab.pretrained import load_pretrained
     from gpt2lab.verify import TABLE_HEADER, format_row, run_checks
 
     if args.seq_len < 1 or args.batch_size < 1:
         raise GPT2LabError("--seq-len and --batch-size must be at least 1")
     if args.model:
-        model = GPT.from_pretrained(args.model)
+        model = load_pretrained(args.model)
         what = args.model
     else:
         torch.manual_seed(args.seed)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any
 from gpt2lab.config import GPTConfig
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.experiments.variants import Variant
+from gpt2lab.files import atomic_write_text
 from gpt2lab.train.config import TrainConfig
 
 SUITE_FILE = "suite.json"
@@ -251,9 +251,7 @@ def run_one(config: dict[str, Any]) -> dict[str, Any]:
 
 def write_json(path: Path, data: Any) -> None:
     """Write atomically: a reader sees the old file or the whole new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gpt2lab.generate import generate
+from gpt2lab.model import device_of
 from gpt2lab.train import monitor
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ class Samples(Callback):
     def write(self, trainer) -> str:
         model = trainer.raw_model
         ids = self.tokenizer.encode(self.prompt) or [self.tokenizer.eot_token]
-        idx = torch.tensor([ids], device=next(model.parameters()).device)  # (1, T)
+        idx = torch.tensor([ids], device=device_of(model))  # (1, T)
         out = generate(
             model, idx, self.n_tokens, temperature=0.8, top_k=40, seed=trainer.config.seed
         )
