@@ -49,9 +49,10 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     import torch  # after the thread variables: OpenBLAS reads them when it loads
 
+    from gpt2lab.data.prepared import prepare_stories
     from gpt2lab.train import TrainConfig, Trainer
-    from gpt2lab.train.data import open_data, prepare_stories
     from gpt2lab.train.distributed import Dist
+    from gpt2lab.train.run import open_data, prepare_model
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,10 +74,11 @@ def main() -> None:
         )
         dist = Dist()
         data = open_data(base, dist)
-        trainers = {
-            engine: Trainer(base.replace(engine=engine), Path(tmp) / engine, dist, data, [], None)
-            for engine in ("torch", "numpy")
-        }
+        trainers = {}
+        for engine in ("torch", "numpy"):
+            cfg = base.replace(engine=engine)
+            model = prepare_model(cfg, data, dist)
+            trainers[engine] = Trainer(cfg, Path(tmp) / engine, dist, data, [], None, model)
         model = trainers["torch"].model_config
         n_params = sum(p.numel() for p in trainers["torch"].raw_model.parameters())
         print(

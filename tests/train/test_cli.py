@@ -7,8 +7,8 @@ import pytest
 from train_helpers import config_flags
 
 from gpt2lab.cli import main
+from gpt2lab.data.prepared import prepare_stories
 from gpt2lab.train import train
-from gpt2lab.train.data import prepare_stories
 
 
 def snapshot(directory):

@@ -31,7 +31,8 @@ import numpy as np
 from gpt2lab.config import GPTConfig
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.experiments.runner import SUITE_FILE, read_result, run_name, write_json
-from gpt2lab.train.metrics import curve, read_metrics
+from gpt2lab.plots.training import curve, layer_matrix
+from gpt2lab.train.metrics import read_metrics
 
 TARGET_SLACK = 0.10
 """'Steps to target': steps to reach the baseline's mean final val loss plus 10%."""
@@ -304,8 +305,6 @@ def _edge(n: int, k: int) -> np.ndarray:
 def depth_band(runs: list[Run], layers: list[str], key: str, which: int, field_name=None):
     """A monitor statistic by depth at monitor record `which` (0 first, −1 last); x is the
     index in `layers` (embed, block0, …, final)."""
-    from gpt2lab.train.metrics import layer_matrix
-
     per_seed = []
     for r in runs:
         steps, found, values = layer_matrix(r.records, key, field_name)

@@ -267,7 +267,7 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
 def ensure_data(path: str) -> None:
     """Prepare a default stories dataset once, before any worker starts; check others."""
     from gpt2lab.data.prepare import META, read_meta
-    from gpt2lab.train.data import prepare_stories
+    from gpt2lab.data.prepared import prepare_stories
 
     if not (Path(path) / META).is_file() and path in STORIES_DATA:
         vocab, tokens = STORIES_DATA[path]
