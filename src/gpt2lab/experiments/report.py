@@ -325,6 +325,7 @@ def extrapolation(run: Run, data: str, block: int, tokens: int) -> dict[int, dic
     context (never seen in training). A learned position table has `block` rows, so the
     model refuses longer inputs: that refusal is recorded as the result.
     """
+    from gpt2lab.evaluate import position_losses
     from gpt2lab.pretrained import load_pretrained
     from gpt2lab.train.checkpoint import latest
 
@@ -343,30 +344,6 @@ def extrapolation(run: Run, data: str, block: int, tokens: int) -> dict[int, dic
             "beyond": float(per_pos[block:].mean()) if length > block else None,
         }
     return out
-
-
-def position_losses(model, data: str, length: int, tokens: int):
-    """Summed val loss per position (L,) over up to `tokens` tokens, and the number of
-    sequences summed. Raises GPT2LabError when the model or the data cannot."""
-    import torch
-    import torch.nn.functional as F
-
-    from gpt2lab.data.loader import TokenLoader
-
-    loader = TokenLoader(data, "val", batch_size=4, block_size=length, mode="sequential")
-    sums = torch.zeros(length, dtype=torch.float64)  # (L,)
-    count = 0
-    with torch.no_grad():
-        for _ in range(max(1, tokens // (4 * length))):
-            try:
-                x, y = loader.next_batch()  # (B, L) each
-            except StopIteration:
-                break
-            logits, _ = model(x)  # (B, L, V)
-            loss = F.cross_entropy(logits.transpose(1, 2), y, reduction="none")  # (B, L)
-            sums += loss.double().sum(0)
-            count += x.size(0)
-    return sums, count
 
 
 # ---------------------------------------------------------------------------------------------
