@@ -4,10 +4,10 @@ import pytest
 import yaml
 
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.options import load_yaml
 from gpt2lab.train.config import (
     TrainConfig,
     apply_overrides,
-    load_yaml,
     to_yaml,
     trajectory_changes,
 )

@@ -37,12 +37,22 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
 
 
 def config_flags(cfg) -> list[str]:
-    """A TrainConfig as `--key value` flags (model fields as --model.KEY)."""
+    """A TrainConfig as `--key-name value` flags (model fields as --model.KEY), bools as
+    `--key` / `--no-key`."""
+    items = [(k, v) for k, v in cfg.to_dict().items() if k != "model"]
+    items += [(f"model.{k}", v) for k, v in cfg.model.items()]
     flags = []
-    for key, value in cfg.to_dict().items():
-        if key == "model":
-            for sub, subvalue in value.items():
-                flags += [f"--model.{sub}", str(subvalue)]
+    for key, value in items:
+        if isinstance(value, bool):
+            flags.append(flag(key, value))
         elif value is not None:
-            flags += [f"--{key}", str(value)]
+            flags += [flag(key), str(value)]
     return flags
+
+
+def flag(key: str, value: bool | None = None) -> str:
+    """'max_steps' -> '--max-steps'; a bool False -> '--no-KEY' ('--model.no-KEY')."""
+    prefix, _, name = key.rpartition(".")
+    prefix = prefix + "." if prefix else ""
+    negated = "no-" if value is False else ""
+    return f"--{prefix}{negated}{name.replace('_', '-')}"

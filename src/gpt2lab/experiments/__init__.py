@@ -10,20 +10,22 @@
 >>> run_suite(suite); write_report(suite.out)                           # doctest: +SKIP
 """
 
-from gpt2lab.experiments.report import CLAIMS, judge, write_report
-from gpt2lab.experiments.runner import BUDGETS, Budget, Suite, run_suite
-from gpt2lab.experiments.variants import VARIANTS, Variant, parse_variant, suite_variants
+from gpt2lab.lazy import lazy_attributes
 
-__all__ = [
-    "BUDGETS",
-    "CLAIMS",
-    "VARIANTS",
-    "Budget",
-    "Suite",
-    "Variant",
-    "judge",
-    "parse_variant",
-    "run_suite",
-    "suite_variants",
-    "write_report",
-]
+_LAZY = {
+    "CLAIMS": "gpt2lab.experiments.report",
+    "judge": "gpt2lab.experiments.report",
+    "write_report": "gpt2lab.experiments.report",
+    "BUDGETS": "gpt2lab.experiments.runner",
+    "Budget": "gpt2lab.experiments.runner",
+    "Suite": "gpt2lab.experiments.runner",
+    "run_suite": "gpt2lab.experiments.runner",
+    "VARIANTS": "gpt2lab.experiments.variants",
+    "Variant": "gpt2lab.experiments.variants",
+    "parse_variant": "gpt2lab.experiments.variants",
+    "suite_variants": "gpt2lab.experiments.variants",
+}
+
+__all__ = sorted(_LAZY)
+
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -32,6 +32,7 @@ from gpt2lab.config import GPTConfig
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.experiments.variants import Variant
 from gpt2lab.files import atomic_write_text
+from gpt2lab.options import field_types, typed_values
 from gpt2lab.train.config import TrainConfig
 
 SUITE_FILE = "suite.json"
@@ -127,6 +128,44 @@ STORIES_DATA: dict[str, tuple[int, int]] = {
     "data/stories-1024": (1024, 2_000_000),  # (BPE vocabulary, tokens): tiny CPU suites
     "data/stories-4096": (4096, 5_000_000),  # the training default (gpt2lab train)
 }
+
+
+@dataclass
+class SuiteOptions:
+    """How `gpt2lab ablate` runs a suite: defaults < a YAML suite file's keys < flags.
+    Each field's docstring is its `--flag` help."""
+
+    preset: str = "tiny"
+    """model preset: tiny, mini, gpt2"""
+    seeds: int = 3
+    """seeds per variant"""
+    steps: int | None = None
+    """steps per run (default: the preset's budget)"""
+    out: str | None = None
+    """suite directory (default: out/ablation/SUITE-PRESET)"""
+    jobs: int | None = None
+    """runs in parallel processes (default: CPU min(cores, 8); GPU 1)"""
+    threads: int = 1
+    """torch threads per parallel run"""
+    data: str | None = None
+    """prepared data dir (default: the preset's stories data)"""
+    device: str = "auto"
+    """auto, cpu, cuda, …"""
+    progress: bool = True
+    """show a progress bar"""
+
+
+def suite_options(
+    file_values: dict[str, Any], flag_values: dict[str, Any], suite: str
+) -> SuiteOptions:
+    """The options of a suite run: a YAML suite's keys over the defaults, flags over both;
+    values typed by `gpt2lab.options`, an unknown key refused in one line."""
+    types = field_types(SuiteOptions)
+    options = SuiteOptions(**typed_values(types, file_values, "suite option"))
+    options = dataclasses.replace(options, **typed_values(types, flag_values, "option"))
+    if options.out is None:
+        options.out = f"out/ablation/{Path(suite).stem}-{options.preset}"
+    return options
 
 
 @dataclass

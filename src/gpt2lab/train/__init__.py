@@ -17,8 +17,7 @@ The names below are loaded lazily: `from gpt2lab.train import TrainConfig` (and 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gpt2lab.lazy import lazy_attributes
 
 _LAZY = {
     "TrainConfig": "gpt2lab.train.config",
@@ -32,8 +31,4 @@ _LAZY = {
 
 __all__ = list(_LAZY)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'gpt2lab.train' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

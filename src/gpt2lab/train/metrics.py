@@ -18,6 +18,15 @@ from gpt2lab.errors import GPT2LabError
 from gpt2lab.plots.training import training_figures
 
 
+def find_run(name: str | Path) -> Path:
+    """A training run given as a path, or as a name under runs/."""
+    path = Path(name)
+    for candidate in (path, Path("runs") / name):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise GPT2LabError(f"no training run at {name} (expected a dir with config.yaml)")
+
+
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All records of a run, in order (a half-written last line is skipped)."""
     path = Path(run_dir) / "metrics.jsonl"

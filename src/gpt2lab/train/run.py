@@ -30,6 +30,7 @@ from gpt2lab.data.prepared import DEFAULT_DATA, DataSpec, prepare_stories, read_
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.files import atomic_write_text
 from gpt2lab.model import GPT
+from gpt2lab.options import load_yaml
 from gpt2lab.pretrained import import_state_dict, read_config, read_weights, resolve_model_dir
 from gpt2lab.tokenizer import get_tokenizer
 from gpt2lab.train import checkpoint as ckpt
@@ -43,13 +44,7 @@ from gpt2lab.train.callbacks import (
     TensorBoard,
     Timer,
 )
-from gpt2lab.train.config import (
-    TrainConfig,
-    apply_overrides,
-    load_yaml,
-    to_yaml,
-    trajectory_changes,
-)
+from gpt2lab.train.config import TrainConfig, apply_overrides, to_yaml, trajectory_changes
 from gpt2lab.train.engine import check_dtype, param_dtype
 from gpt2lab.train.trainer import Callback, RunResult, Trainer
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from gpt2lab.cli.docs import cli_reference
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
 
 
 def test_cli_reference_is_in_sync():
