@@ -20,8 +20,8 @@ def losses(run_dir: Path) -> dict[int, float]:
 
 
 def cli_env() -> dict[str, str]:
-    """Environment of a gpt2lab subprocess: offline, one thread per process."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    """Environment of a gpt2lab subprocess: offline (tests/conftest.py), one thread."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
