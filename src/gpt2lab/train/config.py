@@ -220,7 +220,7 @@ def validate(cfg: TrainConfig) -> None:
 def validate_numpy_engine(cfg: TrainConfig) -> None:
     """What the NumPy engine cannot do: it is one CPU process of plain float32/float64 arrays.
 
-    The model itself (dropout, size) is checked when it is built: `--init_from` decides it.
+    The model itself (dropout, size) is checked when it is built: `--init-from` decides it.
     """
     refusals = (
         (cfg.compile, "--compile is for torch modules; the numpy engine has nothing to compile"),

@@ -83,7 +83,7 @@ def build_model(cfg: TrainConfig, data: DataSpec) -> GPT:
     if model.config.vocab_size < data.n_vocab:
         raise GPT2LabError(
             f"the data's tokenizer has {data.n_vocab} tokens but model.vocab_size is "
-            f"{model.config.vocab_size}; drop --model.vocab_size or prepare the data with the "
+            f"{model.config.vocab_size}; drop --model.vocab-size or prepare the data with the "
             "model's tokenizer"
         )
     return model
@@ -97,7 +97,7 @@ def pretrained_model(cfg: TrainConfig, data: DataSpec) -> GPT:
     """
     changed = sorted(set(cfg.model) - {"dropout"})
     if changed:
-        raise GPT2LabError(f"with --init_from the model is fixed; cannot set model.{changed[0]}")
+        raise GPT2LabError(f"with --init-from the model is fixed; cannot set model.{changed[0]}")
     directory = resolve_model_dir(cfg.init_from)
     try:
         tokenizer = get_tokenizer(str(directory))
@@ -118,7 +118,7 @@ def check_block_size(cfg: TrainConfig, model: GPT) -> int:
     if model.config.pos_encoding == "learned" and block > model.config.block_size:
         raise GPT2LabError(
             f"block_size {block} is larger than the model's {model.config.block_size} "
-            "learned positions; lower --block_size or raise --model.block_size"
+            "learned positions; lower --block-size or raise --model.block-size"
         )
     return block
 

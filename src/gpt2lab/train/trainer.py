@@ -131,7 +131,7 @@ def check_block_size(cfg: TrainConfig, model: GPT) -> int:
     if limit is not None and block > limit:
         raise GPT2LabError(
             f"block_size {block} is larger than the model's {limit} "
-            "learned positions; lower --block_size or raise --model.block_size"
+            "learned positions; lower --block-size or raise --model.block-size"
         )
     return block
 
