@@ -26,6 +26,9 @@ Continuation scores
     `score_continuations` gives log p(continuation | context) and whether greedy decoding
     would produce exactly the continuation; last-word accuracy (LAMBADA), the cloze score on
     the `stories` probes and the lm-evaluation-harness adapter are built on it.
+
+All of it rests on one per-position loss (`token_losses`), hence one file (about 480 lines)
+rather than a package of small ones that would import each other.
 """
 
 from __future__ import annotations

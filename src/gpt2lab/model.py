@@ -12,6 +12,9 @@ nh heads, hs head size (C // nh), F the MLP width (4C), V vocab.
 Every architecture switch of `GPTConfig` is resolved here, in `__init__`, to a real module
 or `nn.Identity()`, so `forward` reads the same whatever was switched off. Named `HookPoint`s
 (see hooks.py) mark every activation worth looking at; they cost nothing when unused.
+
+One file on purpose (about 470 lines): the model reads top to bottom like the paper, from
+LayerNorm to GPT, then the three small rules its users need (context limit, device, mode).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
     variants.py   the declarative table of variants, `--variant name:key=value,…`, YAML suites
     runner.py     equal-budget runs over seeds: resumable, in parallel processes
-    report.py     the claims table and report.md: curves, verdicts, extrapolation, samples
+    verdicts.py   the runs read back, the verdict rule, the claims and their assessment
+    report.py     report.md: curves, the claims table, extrapolation, samples
 
 >>> from gpt2lab.experiments import Suite, run_suite, suite_variants, write_report
 >>> variants, _ = suite_variants("seed")
@@ -13,8 +14,8 @@
 from gpt2lab.lazy import lazy_attributes
 
 _LAZY = {
-    "CLAIMS": "gpt2lab.experiments.report",
-    "judge": "gpt2lab.experiments.report",
+    "CLAIMS": "gpt2lab.experiments.verdicts",
+    "judge": "gpt2lab.experiments.verdicts",
     "write_report": "gpt2lab.experiments.report",
     "BUDGETS": "gpt2lab.experiments.runner",
     "Budget": "gpt2lab.experiments.runner",
