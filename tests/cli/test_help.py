@@ -88,3 +88,10 @@ def test_a_bad_value_names_the_flag_in_one_line(capsys):
     assert err == "gpt2lab train: error: max_steps must be int, got 'many'\n"
     assert main(["ablate", "--seeds", "two"]) == 2
     assert capsys.readouterr().err == "gpt2lab ablate: error: seeds must be int, got 'two'\n"
+
+
+def test_the_deprecation_note_is_printed(capsys):
+    assert main(["train", "--max_steps", "x"]) == 2
+    note, error = capsys.readouterr().err.splitlines()
+    assert note == "gpt2lab train: note: --max_steps is deprecated: spell it --max-steps"
+    assert error == "gpt2lab train: error: max_steps must be int, got 'x'"
