@@ -26,8 +26,8 @@ from pathlib import Path
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--data", help="prepared data dir [a temporary stories corpus]")
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--block_size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--block-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=5, help="steps per timed block")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
@@ -49,9 +49,10 @@ def main() -> None:
     os.environ["OMP_NUM_THREADS"] = os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     import torch  # after the thread variables: OpenBLAS reads them when it loads
 
+    from gpt2lab.data.prepared import prepare_stories
     from gpt2lab.train import TrainConfig, Trainer
-    from gpt2lab.train.data import open_data, prepare_stories
     from gpt2lab.train.distributed import Dist
+    from gpt2lab.train.run import open_data, prepare_model
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,10 +74,11 @@ def main() -> None:
         )
         dist = Dist()
         data = open_data(base, dist)
-        trainers = {
-            engine: Trainer(base.replace(engine=engine), Path(tmp) / engine, dist, data, [], None)
-            for engine in ("torch", "numpy")
-        }
+        trainers = {}
+        for engine in ("torch", "numpy"):
+            cfg = base.replace(engine=engine)
+            model = prepare_model(cfg, data, dist)
+            trainers[engine] = Trainer(cfg, Path(tmp) / engine, dist, data, [], None, model)
         model = trainers["torch"].model_config
         n_params = sum(p.numel() for p in trainers["torch"].raw_model.parameters())
         print(

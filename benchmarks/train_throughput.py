@@ -7,7 +7,7 @@ script builds both models from the same seed with the same settings (fp32, no dr
 GELU like nanoGPT, AdamW lr 6e-4, wd 0.1, betas 0.9/0.95, clip 1.0), then times one full
 training step of each — forward, cross-entropy, backward, clip, AdamW — alternating the two
 `--repeats` times so that a busy machine slows both alike. gpt2lab's step is the one its
-trainer runs (`gpt2lab.train.loop.accumulate_gradients`); nanoGPT's is its train.py step.
+trainer runs (`gpt2lab.train.engine.accumulate_gradients`); nanoGPT's is its train.py step.
 
 It prints tokens/s, the ratio gpt2lab / nanoGPT (median of the per-repeat ratios) and the
 MFU of each: model FLOPs (6·N + 12·L·H·Q·T per token, PaLM appendix B, nanoGPT's
@@ -30,7 +30,7 @@ import torch
 
 from gpt2lab.config import GPTConfig
 from gpt2lab.model import GPT
-from gpt2lab.train.loop import accumulate_gradients
+from gpt2lab.train.engine import accumulate_gradients
 from gpt2lab.train.optim import make_optimizer
 
 SHAPES = {

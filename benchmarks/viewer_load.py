@@ -56,7 +56,7 @@ def load(model_spec: str | None):
         from gpt2lab.tokenizer import get_tokenizer
 
         return tiny_model(), get_tokenizer("gpt2")
-    from gpt2lab.generate import load_model_and_tokenizer
+    from gpt2lab.pretrained import load_model_and_tokenizer
 
     model, tokenizer, _ = load_model_and_tokenizer(model_spec)
     return model, tokenizer

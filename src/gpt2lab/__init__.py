@@ -6,8 +6,7 @@ and data tools do not pay for importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gpt2lab.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -20,8 +19,4 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'gpt2lab' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -26,6 +26,9 @@ Continuation scores
     `score_continuations` gives log p(continuation | context) and whether greedy decoding
     would produce exactly the continuation; last-word accuracy (LAMBADA), the cloze score on
     the `stories` probes and the lm-evaluation-harness adapter are built on it.
+
+All of it rests on one per-position loss (`token_losses`), hence one file (about 480 lines)
+rather than a package of small ones that would import each other.
 """
 
 from __future__ import annotations
@@ -40,8 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.generate import eval_mode
-from gpt2lab.model import GPT
+from gpt2lab.model import GPT, context_limit, eval_mode
 
 # ---------------------------------------------------------------------------------------------
 # 1. Per-token negative log-likelihood with a strided sliding window
@@ -77,9 +79,42 @@ def window_settings(model: GPT, context: int | None, stride: int | None) -> tupl
     """(context, stride): the model's block_size and half of it unless asked otherwise."""
     limit = model.config.block_size
     context = limit if context is None else context
-    if model.config.pos_encoding == "learned" and context > limit:
+    if context_limit(model.config) is not None and context > limit:
         raise GPT2LabError(f"the context {context} exceeds the model's block_size ({limit})")
     return context, max(1, context // 2) if stride is None else stride
+
+
+def token_losses(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every position (nats, computed in float32): x (B, L) ->
+    loss[b, p] = -log p(y[b, p] | x[b, :p + 1]), shape (B, L). The one per-position loss that
+    perplexity, windows and the position curves of the ablation report are built on."""
+    logits, _ = model(x)  # (B, L, V)
+    return F.cross_entropy(logits.float().transpose(1, 2), y, reduction="none")  # (B, L)
+
+
+@torch.inference_mode()
+def position_losses(
+    model: GPT, data: str | Path, length: int, tokens: int, batch_size: int = 4
+) -> tuple[torch.Tensor, int]:
+    """Summed val loss per position (L,) of a prepared data dir, over up to `tokens` tokens
+    of consecutive length-L sequences, and the number of sequences summed. A model with
+    learned positions refuses L > block_size (GPT2LabError): positional extrapolation has no
+    rows to look up.
+    """
+    from gpt2lab.data.loader import TokenLoader
+
+    loader = TokenLoader(data, "val", batch_size=batch_size, block_size=length, mode="sequential")
+    sums = torch.zeros(length, dtype=torch.float64)  # (L,)
+    count = 0
+    with eval_mode(model):
+        for _ in range(max(1, tokens // (batch_size * length))):
+            try:
+                x, y = loader.next_batch()  # (B, L) each
+            except StopIteration:
+                break
+            sums += token_losses(model, x, y).double().sum(0)
+            count += x.size(0)
+    return sums, count
 
 
 @torch.inference_mode()
@@ -108,10 +143,7 @@ def token_nll(
     ):
         for group in _equal_length_batches(spans, batch_size):
             x = torch.stack([ids[b:e] for b, e, _ in group])  # (b, W)
-            logits, _ = model(x[:, :-1])  # (b, W - 1, V): position p predicts token p + 1
-            losses = F.cross_entropy(
-                logits.float().transpose(1, 2), x[:, 1:], reduction="none"
-            )  # (b, W - 1)
+            losses = token_losses(model, x[:, :-1], x[:, 1:])  # (b, W - 1)
             for row, (begin, end, first) in enumerate(group):
                 nll[first - 1 : end - 1] = losses[row, first - begin - 1 :].double().cpu()
             bar.update(len(group))

@@ -30,13 +30,12 @@ import codecs
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.model import GPT, KVCache
+from gpt2lab.model import GPT, KVCache, context_limit, eval_mode
 
 # ---------------------------------------------------------------------------------------------
 # 1. Sampling settings and the pure logits transforms
@@ -145,11 +144,6 @@ def choose_next(
 # ---------------------------------------------------------------------------------------------
 
 
-def context_limit(model: GPT) -> int | None:
-    """How many tokens the model can attend to: block_size with learned positions, else None."""
-    return model.config.block_size if model.config.pos_encoding == "learned" else None
-
-
 @contextmanager
 def last_position_logits(model: GPT):
     """Within the block, the model's forward computes logits for the last position only.
@@ -161,17 +155,6 @@ def last_position_logits(model: GPT):
     last = f"blocks.{model.config.n_layer - 1}.hook_resid_post"
     with model.hooks([(last, lambda x, hook: x[:, -1:])]):  # (B, T, C) -> (B, 1, C)
         yield
-
-
-@contextmanager
-def eval_mode(model: GPT):
-    """Dropout off for the duration, then the model's own mode again."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
 
 
 def stop_ids(stop: int | Iterable[int] | None) -> list[int]:
@@ -200,7 +183,7 @@ class Decoder:
         B, T = idx.shape
         device = idx.device
         self.model = model
-        self.window = context_limit(model)
+        self.window = context_limit(model.config)
         self.ids = torch.empty(B, T + max_new_tokens, dtype=torch.long, device=device)
         self.ids[:, :T] = idx
         self.length = T
@@ -406,80 +389,3 @@ class TextStream:
 
     def flush(self) -> str:
         return self.decoder.decode(b"", final=True)
-
-
-def newest_run(runs_dir: Path) -> Path | None:
-    """The run under runs_dir whose chosen checkpoint was written last (None if none has one)."""
-    from gpt2lab.pretrained import checkpoint_of_run
-
-    found = []
-    for run in runs_dir.glob("*") if runs_dir.is_dir() else []:
-        if not (run / "checkpoints").is_dir():
-            continue
-        try:
-            checkpoint = checkpoint_of_run(run)
-        except GPT2LabError:
-            continue
-        found.append(((checkpoint / "config.json").stat().st_mtime_ns, run))
-    return max(found)[1] if found else None
-
-
-def resolve_model_name(name: str | None, runs_dir: str | Path = "runs") -> tuple[str, str]:
-    """(what to load, how to describe it): `name` itself, or the newest local training run.
-
-    With no name and no run with a checkpoint, a GPT2LabError says how to get one.
-    """
-    if name:
-        return name, name
-    run = newest_run(Path(runs_dir))
-    if run is None:
-        raise GPT2LabError(
-            f"no --model given and no training run with a checkpoint in {runs_dir}/; "
-            "train one with `gpt2lab train` or pass --model gpt2 (or a model directory)"
-        )
-    return str(run), f"{run} (the newest local run)"
-
-
-def tokenizer_for(directory: str | Path, vocab_size: int):
-    """The tokenizer of a model directory: its own vocabulary files when it has them
-    (encoder.json + vocab.bpe, or vocab.json + merges.txt), else GPT-2's for a 50257-token
-    model; anything else is an error."""
-    from gpt2lab.tokenizer import get_tokenizer
-    from gpt2lab.tokenizer.vocab import FILE_LAYOUTS
-
-    directory = Path(directory)
-    candidates = [directory, directory.parent.parent]  # a run's checkpoint, then the run
-    for folder in candidates:
-        if any((folder / e).is_file() and (folder / m).is_file() for e, m in FILE_LAYOUTS):
-            tokenizer = get_tokenizer(str(folder))
-            break
-    else:
-        if vocab_size != 50257:
-            raise GPT2LabError(
-                f"{directory} has no tokenizer files (encoder.json + vocab.bpe) and its "
-                f"vocab_size {vocab_size} is not GPT-2's 50257"
-            )
-        tokenizer = get_tokenizer("gpt2")
-    if tokenizer.n_vocab > vocab_size:
-        raise GPT2LabError(
-            f"tokenizer of {directory} has {tokenizer.n_vocab} tokens, the model only {vocab_size}"
-        )
-    return tokenizer
-
-
-def load_model_and_tokenizer(
-    name: str | None = None,
-    device: str | torch.device | None = None,
-    runs_dir: str | Path = "runs",
-):
-    """(model, tokenizer, description) for `gpt2`, a model directory, a run, or None (the
-    newest local run). The model is in eval mode, in the inference layout on CPU."""
-    from gpt2lab.pretrained import load_pretrained, read_config, resolve_model_dir
-
-    target, description = resolve_model_name(name, runs_dir)
-    directory = resolve_model_dir(target)
-    tokenizer = tokenizer_for(directory, read_config(directory).vocab_size)
-    model = load_pretrained(directory, device=device)
-    if next(model.parameters()).device.type == "cpu":
-        model.use_inference_layout()
-    return model, tokenizer, description

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.evaluate import score_continuations
-from gpt2lab.generate import SamplingConfig, TextStream, load_model_and_tokenizer, stream
+from gpt2lab.generate import SamplingConfig, TextStream, stream
+from gpt2lab.pretrained import load_model_and_tokenizer
 from gpt2lab.train.distributed import resolve_device
 
 

@@ -12,13 +12,17 @@ nh heads, hs head size (C // nh), F the MLP width (4C), V vocab.
 Every architecture switch of `GPTConfig` is resolved here, in `__init__`, to a real module
 or `nn.Identity()`, so `forward` reads the same whatever was switched off. Named `HookPoint`s
 (see hooks.py) mark every activation worth looking at; they cost nothing when unused.
+
+One file on purpose (about 470 lines): the model reads top to bottom like the paper, from
+LayerNorm to GPT, then the three small rules its users need (context limit, device, mode).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -394,7 +398,8 @@ class GPT(HookedModule):
     def _check_inputs(self, idx: torch.Tensor, length: int, cache: KVCache | None) -> None:
         if idx.dim() != 2:
             raise GPT2LabError(f"idx must have shape (batch, time), got {tuple(idx.shape)}")
-        if self.config.pos_encoding == "learned" and length > self.config.block_size:
+        limit = context_limit(self.config)
+        if limit is not None and length > limit:
             raise GPT2LabError(
                 f"sequence of {length} tokens is longer than the model's context "
                 f"(block_size={self.config.block_size}, learned positions)"
@@ -443,47 +448,29 @@ class GPT(HookedModule):
                     module.weight.data = module.weight.data.t().contiguous().t()  # (out, in)
         return self
 
-    @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path, **kwargs) -> GPT:
-        """Load a local HF/gpt2lab directory or a hub name ('gpt2', ...). See pretrained.py."""
-        from gpt2lab.pretrained import load_pretrained
 
-        return load_pretrained(name_or_dir, **kwargs)
+# ---------------------------------------------------------------------------------------------
+# Small rules every user of a model needs, each written once
+# ---------------------------------------------------------------------------------------------
 
-    def save_pretrained(self, out_dir: str | Path) -> str:
-        """Write HF layout when HF can hold the architecture, else gpt2lab's own format."""
-        from gpt2lab.pretrained import save_pretrained
 
-        return save_pretrained(self, out_dir)
+def context_limit(config: GPTConfig) -> int | None:
+    """How many tokens the model can attend to: learned positions cap the context at
+    block_size (wpe has no row beyond it); sinusoidal or no positions leave it open (None)."""
+    return config.block_size if config.pos_encoding == "learned" else None
 
-    def generate(
-        self,
-        idx: torch.Tensor,
-        max_new_tokens: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        repetition_penalty: float | None = None,
-        stop: int | list[int] | None = None,
-        seed: int | None = None,
-        **kwargs,
-    ) -> torch.Tensor:
-        """Continue idx (B, T) by up to max_new_tokens tokens with a KV cache -> (B, T + n).
 
-        temperature=0 is greedy decoding; attention_mask= (B, T) marks left padding. See
-        `gpt2lab.generate.generate`.
-        """
-        from gpt2lab.generate import generate
+def device_of(model: nn.Module) -> torch.device:
+    """The device a model's weights live on (its first parameter's)."""
+    return next(model.parameters()).device
 
-        return generate(
-            self,
-            idx,
-            max_new_tokens,
-            temperature,
-            top_k,
-            top_p,
-            repetition_penalty,
-            stop,
-            seed,
-            **kwargs,
-        )
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Dropout off for the duration, then the model's own mode again (even on error)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

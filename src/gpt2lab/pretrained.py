@@ -11,6 +11,12 @@ A directory on disk is either
   gpt2lab layout:  config.json (model_type "gpt2lab", the GPTConfig) + model.safetensors,
                    for architectures Hugging Face cannot hold (no LayerNorm, ReLU, ...).
 Both store tensors under the same Hugging Face names, so one mapping serves both.
+
+This is also the one room for loading by name: a hub name, a model directory or a training
+run (`runs/NAME` -> its best checkpoint), the tokenizer that goes with a model directory,
+and the newest local run (`load_model_and_tokenizer`, used by the CLI, the viewer, the lm-eval
+adapter and the notebooks). It is over 400 lines because weights and names are one concept:
+every way in and out of a GPT's state sits here, next to the mapping it depends on.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,10 @@ import torch
 
 from gpt2lab.config import ConfigError, GPTConfig
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.model import GPT
+from gpt2lab.files import atomic_write
+from gpt2lab.model import GPT, device_of
+from gpt2lab.tokenizer import get_tokenizer
+from gpt2lab.tokenizer.vocab import FILE_LAYOUTS
 
 # Conv1D weights that are stored (in, out) by Hugging Face and (out, in) by nn.Linear.
 TRANSPOSED = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -303,6 +311,81 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Runs and tokenizers: what the CLI, the viewer, the lm-eval adapter and notebooks load
+# ---------------------------------------------------------------------------------------------
+
+
+def newest_run(runs_dir: Path) -> Path | None:
+    """The run under runs_dir whose chosen checkpoint was written last (None if none has one)."""
+    found = []
+    for run in runs_dir.glob("*") if runs_dir.is_dir() else []:
+        if not (run / "checkpoints").is_dir():
+            continue
+        try:
+            checkpoint = checkpoint_of_run(run)
+        except GPT2LabError:
+            continue
+        found.append(((checkpoint / "config.json").stat().st_mtime_ns, run))
+    return max(found)[1] if found else None
+
+
+def resolve_model_name(name: str | None, runs_dir: str | Path = "runs") -> tuple[str, str]:
+    """(what to load, how to describe it): `name` itself, or the newest local training run.
+
+    With no name and no run with a checkpoint, a GPT2LabError says how to get one.
+    """
+    if name:
+        return name, name
+    run = newest_run(Path(runs_dir))
+    if run is None:
+        raise GPT2LabError(
+            f"no --model given and no training run with a checkpoint in {runs_dir}/; "
+            "train one with `gpt2lab train` or pass --model gpt2 (or a model directory)"
+        )
+    return str(run), f"{run} (the newest local run)"
+
+
+def tokenizer_for(directory: str | Path, vocab_size: int):
+    """The tokenizer of a model directory: its own vocabulary files when it has them
+    (encoder.json + vocab.bpe, or vocab.json + merges.txt), else GPT-2's for a 50257-token
+    model; anything else is an error."""
+    directory = Path(directory)
+    candidates = [directory, directory.parent.parent]  # a run's checkpoint, then the run
+    for folder in candidates:
+        if any((folder / e).is_file() and (folder / m).is_file() for e, m in FILE_LAYOUTS):
+            tokenizer = get_tokenizer(str(folder))
+            break
+    else:
+        if vocab_size != 50257:
+            raise GPT2LabError(
+                f"{directory} has no tokenizer files (encoder.json + vocab.bpe) and its "
+                f"vocab_size {vocab_size} is not GPT-2's 50257"
+            )
+        tokenizer = get_tokenizer("gpt2")
+    if tokenizer.n_vocab > vocab_size:
+        raise GPT2LabError(
+            f"tokenizer of {directory} has {tokenizer.n_vocab} tokens, the model only {vocab_size}"
+        )
+    return tokenizer
+
+
+def load_model_and_tokenizer(
+    name: str | None = None,
+    device: str | torch.device | None = None,
+    runs_dir: str | Path = "runs",
+):
+    """(model, tokenizer, description) for `gpt2`, a model directory, a run, or None (the
+    newest local run). The model is in eval mode, in the inference layout on CPU."""
+    target, description = resolve_model_name(name, runs_dir)
+    directory = resolve_model_dir(target)
+    tokenizer = tokenizer_for(directory, read_config(directory).vocab_size)
+    model = load_pretrained(directory, device=device)
+    if device_of(model).type == "cpu":
+        model.use_inference_layout()
+    return model, tokenizer, description
+
+
+# ---------------------------------------------------------------------------------------------
 # Saving
 # ---------------------------------------------------------------------------------------------
 
@@ -334,10 +417,10 @@ def save_pretrained(model: GPT, out_dir: str | os.PathLike, format: str = "auto"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = export_state_dict(model)
-    _atomic_write(
+    atomic_write(
         out / "model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"})
     )
-    _atomic_write(
+    atomic_write(
         out / "config.json", lambda p: Path(p).write_text(json.dumps(config_json, indent=2))
     )
     return chosen
@@ -349,8 +432,6 @@ def copy_tokenizer_files(source: Path, out: Path) -> list[str]:
     gpt2lab's encoder.json/vocab.bpe and Hugging Face's vocab.json/merges.txt hold the same
     content, so both spellings are written: get_tokenizer and transformers both find theirs.
     """
-    from gpt2lab.tokenizer.vocab import FILE_LAYOUTS
-
     found = next(
         (
             (source / e, source / m)
@@ -368,17 +449,3 @@ def copy_tokenizer_files(source: Path, out: Path) -> list[str]:
                 shutil.copyfile(src, out / name)
             written.append(name)
     return written
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same directory, fsync, then rename into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -6,7 +6,7 @@ Each check runs the same tokens through two implementations and compares the log
                 files that GPT2LMHeadModel itself saved (both directions through real files);
   numpy         gpt2lab.reference.numpy_gpt, every matmul written out;
   explicit      our explicit attention path against the fused SDPA one;
-  round trip    save_pretrained -> from_pretrained in gpt2lab's own reader.
+  round trip    save_pretrained -> load_pretrained in gpt2lab's own reader.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def stories_data(tmp_path_factory):
-    from gpt2lab.train.data import prepare_stories
+    from gpt2lab.data.prepared import prepare_stories
 
     path = tmp_path_factory.mktemp("ablation-data") / "stories-512"
     prepare_stories(path, vocab_size=512, tokens=120_000, seed=0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpt2lab.experiments.report import CLAIMS, Run, assess
+from gpt2lab.experiments.verdicts import CLAIMS, Run, assess
 
 CLAIM = {c.variant: c for c in CLAIMS}
 V = 1024

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpt2lab.experiments.report import Run, band, judge, mean_sd, pooled_sd
+from gpt2lab.experiments.verdicts import Run, band, judge, mean_sd, pooled_sd
 
 
 def test_pooled_sd_matches_the_textbook_formula():

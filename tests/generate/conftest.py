@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
-from generate_helpers import GPT2_VOCAB, random_gpt
+from generate_helpers import GPT2_VOCAB
 
 from gpt2lab.pretrained import save_pretrained
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)
@@ -24,10 +20,10 @@ def _one_thread():
 
 
 @pytest.fixture(scope="session")
-def small_dir(tmp_path_factory):
+def small_dir(tiny_gpt, tmp_path_factory):
     """A 4-layer, 128-wide GPT-2 with GPT-2's vocabulary, saved in Hugging Face layout."""
     directory = tmp_path_factory.mktemp("small")
-    save_pretrained(random_gpt("tiny", 0, vocab_size=GPT2_VOCAB), directory, format="hf")
+    save_pretrained(tiny_gpt("tiny", 0, vocab_size=GPT2_VOCAB), directory, format="hf")
     return directory
 
 

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gpt2lab.config import GPTConfig
-from gpt2lab.model import GPT
-
 GPT2_VOCAB = 50257
-
-
-def random_gpt(preset: str, seed: int, **overrides) -> GPT:
-    """A seeded random-init GPT of a preset shape, in eval mode."""
-    torch.manual_seed(seed)
-    return GPT(GPTConfig.preset(preset, **overrides)).eval()
 
 
 def hf_logprobs(hf, ids: list[int]) -> torch.Tensor:

@@ -8,11 +8,11 @@ import time
 
 import pytest
 import torch
-from generate_helpers import GPT2_VOCAB, random_gpt
+from generate_helpers import GPT2_VOCAB
 
 from gpt2lab.cli import main
-from gpt2lab.generate import TextStream, generate, load_model_and_tokenizer
-from gpt2lab.pretrained import save_pretrained
+from gpt2lab.generate import TextStream, generate
+from gpt2lab.pretrained import load_model_and_tokenizer, save_pretrained
 
 
 def one_error_line(capsys, command: str) -> str:
@@ -57,35 +57,35 @@ def test_num_samples(small_dir, capsys):
     assert "--- sample 1 ---" in out and "--- sample 2 ---" in out
 
 
-def make_run(root, name, seed):
+def make_run(tiny_gpt, root, name, seed):
     checkpoint = root / "runs" / name / "checkpoints" / "step_000010"
-    save_pretrained(random_gpt("tiny", seed, vocab_size=GPT2_VOCAB), checkpoint, format="hf")
+    save_pretrained(tiny_gpt("tiny", seed, vocab_size=GPT2_VOCAB), checkpoint, format="hf")
     return checkpoint
 
 
-def test_no_model_uses_the_newest_run(tmp_path, monkeypatch, capsys):
+def test_no_model_uses_the_newest_run(tiny_gpt, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    make_run(tmp_path, "older", 1)
+    make_run(tiny_gpt, tmp_path, "older", 1)
     time.sleep(0.05)
-    newest = make_run(tmp_path, "newer", 2)
+    newest = make_run(tiny_gpt, tmp_path, "newer", 2)
     (tmp_path / "runs" / "incomplete" / "checkpoints").mkdir(parents=True)  # no checkpoint yet
     model, _, description = load_model_and_tokenizer(None)
     assert "runs/newer" in description and "newest" in description
-    expected = random_gpt("tiny", 2, vocab_size=GPT2_VOCAB)
+    expected = tiny_gpt("tiny", 2, vocab_size=GPT2_VOCAB)
     assert torch.equal(model.wte.weight, expected.wte.weight)
     assert newest.is_dir()
     assert main(["generate", "--prompt", "Hi", "--max-new-tokens", "2"]) == 0
     assert "using runs/newer (the newest local run)" in capsys.readouterr().err
 
 
-def test_tokenizer_files_in_a_checkpoint_win(tmp_path, gpt2_tokenizer):
+def test_tokenizer_files_in_a_checkpoint_win(tiny_gpt, tmp_path, gpt2_tokenizer):
     """A model trained here with its own vocabulary carries encoder.json + vocab.bpe."""
     from gpt2lab.data.stories import generate_text
     from gpt2lab.tokenizer import train_tokenizer
 
     vocab_dir = tmp_path / "model"
     train_tokenizer([generate_text(20_000)], 300, vocab_dir)
-    save_pretrained(random_gpt("tiny", 0, vocab_size=300), vocab_dir, format="hf")
+    save_pretrained(tiny_gpt("tiny", 0, vocab_size=300), vocab_dir, format="hf")
     _, tokenizer, _ = load_model_and_tokenizer(str(vocab_dir))
     assert tokenizer.n_vocab <= 300 and tokenizer.identity != gpt2_tokenizer.identity
 
@@ -113,8 +113,7 @@ def test_generate_bad_inputs(small_dir, capsys, args, message):
 
 
 @pytest.mark.parametrize("name", ["./no/such/dir", "surely-not-a-hub-model-xyz"])
-def test_unknown_model(capsys, monkeypatch, name):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_unknown_model(capsys, name):
     assert main(["generate", "--model", name, "--prompt", "x"]) == 2
     line = one_error_line(capsys, "generate")
     assert name in line

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from generate_helpers import GPT2_VOCAB, random_gpt
+from generate_helpers import GPT2_VOCAB
 
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.generate import generate, left_pad, stream
@@ -42,13 +42,13 @@ def test_greedy_equals_transformers_small(small, small_hf, use_cache):
 
 
 @pytest.mark.slow
-def test_greedy_equals_transformers_124m(tmp_path):
+def test_greedy_equals_transformers_124m(tiny_gpt, tmp_path):
     """The GPT-2 124M shape, random init: 3 prompts x 64 new tokens, with and without cache."""
     from transformers import GPT2LMHeadModel
 
     from gpt2lab.pretrained import save_pretrained
 
-    model = random_gpt("gpt2", 0)
+    model = tiny_gpt("gpt2", 0)
     save_pretrained(model, tmp_path, format="hf")
     hf = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
     for idx in prompts(GPT2_VOCAB, (1, 9, 32), batch=1, seed=2):
@@ -64,7 +64,7 @@ def test_inference_layout_keeps_values_and_greedy_tokens(small, small_hf, tmp_pa
     """use_inference_layout only moves memory: same weights, logits, tokens and saved files."""
     import copy
 
-    from gpt2lab.pretrained import load_pretrained
+    from gpt2lab.pretrained import load_pretrained, save_pretrained
 
     fast = copy.deepcopy(small).use_inference_layout()
     for (name, before), after in zip(small.state_dict().items(), fast.state_dict().values()):
@@ -75,7 +75,7 @@ def test_inference_layout_keeps_values_and_greedy_tokens(small, small_hf, tmp_pa
     with torch.no_grad():
         torch.testing.assert_close(fast(idx)[0], small(idx)[0], rtol=0, atol=1e-5)
     assert torch.equal(generate(fast, idx, 64, temperature=0), hf_greedy(small_hf, idx, 64))
-    fast.save_pretrained(tmp_path)
+    save_pretrained(fast, tmp_path)
     for (name, before), after in zip(
         small.state_dict().items(), load_pretrained(tmp_path).state_dict().values()
     ):
@@ -120,8 +120,8 @@ def test_prompt_longer_than_context_slides(small):
     assert torch.equal(generate(small, near, 20, temperature=0), expected)
 
 
-def test_sinusoidal_positions_have_no_window():
-    model = random_gpt("tiny", 3, vocab_size=97, pos_encoding="sinusoidal", block_size=16)
+def test_sinusoidal_positions_have_no_window(tiny_gpt):
+    model = tiny_gpt("tiny", 3, vocab_size=97, pos_encoding="sinusoidal", block_size=16)
     idx = torch.randint(0, 97, (2, 10), generator=torch.Generator().manual_seed(0))
     cached = generate(model, idx, 30, temperature=0)
     assert cached.shape == (2, 40)
@@ -149,11 +149,11 @@ def test_stop_token_ends_rows_and_pads_them(small):
     assert single.shape[1] == 4 + first + 1  # a lone row ends right after its stop token
 
 
-def test_model_generate_delegates_and_keeps_training_mode(small):
+def test_generate_keeps_training_mode(small):
     idx = prompts(GPT2_VOCAB, (3,))[0]
     small.train()
     try:
-        a = small.generate(idx, 10, temperature=0)
+        a = generate(small, idx, 10, temperature=0)
         assert small.training
     finally:
         small.eval()
@@ -195,7 +195,7 @@ def test_stream_leaves_inference_mode_between_steps(small):
     token = next(steps)
     assert not torch.is_inference_mode_enabled()
     assert not token.is_inference()
-    out = small.generate(idx, 3, temperature=0)
+    out = generate(small, idx, 3, temperature=0)
     assert not out.is_inference()
     small.wte(out).sum()  # usable in ordinary (autograd) code
     steps.close()

@@ -5,16 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gpt2lab.config import GPTConfig
-from gpt2lab.model import GPT
-
 SMALL = dict(vocab_size=61, block_size=32, n_layer=3, n_head=4, n_embd=32)
 
 
-def small_model(seed: int = 0, **switches) -> GPT:
-    """A random GPT whose torch-default init gives weights large enough for peaked attention."""
-    torch.manual_seed(seed)
-    return GPT(GPTConfig(**{**SMALL, "init": "torch_default", **switches})).eval()
+@pytest.fixture(scope="session")
+def small_model(tiny_gpt):
+    """small_model(seed=0, **switches): a random GPT of SMALL's shape whose torch-default init
+    gives weights large enough for peaked attention."""
+
+    def make(seed: int = 0, **switches):
+        return tiny_gpt(seed=seed, **{**SMALL, "init": "torch_default", **switches})
+
+    return make
 
 
 def random_ids(
@@ -22,8 +24,3 @@ def random_ids(
 ) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab, (n, length), generator=g)
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

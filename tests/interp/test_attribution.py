@@ -22,11 +22,11 @@ from gpt2lab.interp.attribution import (
 )
 from gpt2lab.interp.interventions import head_means, mean_ablate_head
 
-from .conftest import random_ids, small_model
+from .conftest import random_ids
 
 
 @pytest.mark.parametrize("norm", ["pre", "none"])
-def test_dla_components_add_up_to_the_logits(norm):
+def test_dla_components_add_up_to_the_logits(small_model, norm):
     model = small_model(norm_placement=norm)
     tokens = random_ids(1, 10, seed=1)[0].tolist()
     targets = random_ids(1, 10, seed=2)[0].tolist()
@@ -49,7 +49,7 @@ def test_dla_components_add_up_to_the_logits(norm):
     json.dumps(raw.to_dict())
 
 
-def test_dla_of_one_head_by_hand():
+def test_dla_of_one_head_by_hand(small_model):
     """The direct effect of a head by hand: its write through c_proj, the frozen final-LN
     scale, and the unembedding (computed from weights, not from the attribution code)."""
     model = small_model()
@@ -73,14 +73,14 @@ def test_dla_of_one_head_by_hand():
     )
 
 
-def test_dla_refuses_post_norm_and_bad_targets():
+def test_dla_refuses_post_norm_and_bad_targets(small_model):
     with pytest.raises(GPT2LabError, match="post-norm"):
         direct_logit_attribution(small_model(norm_placement="post"), [1, 2], [3, 4])
     with pytest.raises(GPT2LabError, match="2 targets for 3 positions"):
         direct_logit_attribution(small_model(), [1, 2, 3], [3, 4])
 
 
-def test_padded_batch_loss_equals_per_text_losses():
+def test_padded_batch_loss_equals_per_text_losses(small_model):
     model = small_model()
     texts = [random_ids(1, n, seed=n)[0].tolist() for n in (5, 9, 12)]
     idx, mask, targets = padded_batch(texts)
@@ -93,7 +93,7 @@ def test_padded_batch_loss_equals_per_text_losses():
     assert float(loss) == pytest.approx(total / count, rel=1e-5)
 
 
-def test_head_ablation_effects_equal_weight_edits():
+def test_head_ablation_effects_equal_weight_edits(small_model):
     model = small_model()
     texts = random_ids(4, 12, seed=9).tolist()
     effects = head_ablation_effects(model, texts, progress=False)
@@ -108,7 +108,7 @@ def test_head_ablation_effects_equal_weight_edits():
     json.dumps(effects.to_dict())
 
 
-def test_mean_ablation_effects_and_logprob_deltas():
+def test_mean_ablation_effects_and_logprob_deltas(small_model):
     model = small_model()
     texts = random_ids(3, 10, seed=11).tolist()
     means = head_means(model, texts)
@@ -132,7 +132,7 @@ def test_mean_ablation_effects_and_logprob_deltas():
     np.testing.assert_allclose(deltas, expected[:, 0].detach().numpy(), atol=1e-5)
 
 
-def test_logit_lens_and_predictions():
+def test_logit_lens_and_predictions(small_model):
     model = small_model()
     tokens = random_ids(1, 7, seed=12)[0].tolist()
     lens = logit_lens(model, tokens, k=3)
@@ -150,7 +150,7 @@ def test_logit_lens_and_predictions():
     json.dumps(data)
 
 
-def test_top_heads_per_position():
+def test_top_heads_per_position(small_model):
     model = small_model()
     tokens = random_ids(1, 6, seed=13)[0].tolist()
     rows = top_heads_per_position(model, tokens, k=2)

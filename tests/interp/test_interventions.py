@@ -20,10 +20,10 @@ from gpt2lab.interp.interventions import (
 )
 from gpt2lab.pretrained import config_to_hf, export_state_dict
 
-from .conftest import random_ids, small_model
+from .conftest import random_ids
 
 
-def test_cached_pattern_equals_softmax_of_cached_q_k():
+def test_cached_pattern_equals_softmax_of_cached_q_k(small_model):
     model = small_model()
     idx = random_ids(2, 20)
     _, cache = model.run_with_cache(idx)
@@ -46,7 +46,7 @@ def test_cached_pattern_equals_softmax_of_cached_q_k():
     assert cache["blocks.0.attn.hook_pattern"].max() > 0.5
 
 
-def test_patterns_equal_transformers_output_attentions():
+def test_patterns_equal_transformers_output_attentions(small_model):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     model = small_model(seed=3)
@@ -61,14 +61,14 @@ def test_patterns_equal_transformers_output_attentions():
     torch.testing.assert_close(ours, torch.stack(theirs, 1), atol=1e-5, rtol=1e-4)
 
 
-def test_patterns_hook_leaves_the_fused_path_when_done():
+def test_patterns_hook_leaves_the_fused_path_when_done(small_model):
     model = small_model()
     attention_patterns(model, random_ids(1, 8))
     assert model.blocks[0].attn.use_fused()  # hooks removed: back to the fused kernel
 
 
 @pytest.mark.parametrize("layer,head", [(0, 0), (1, 2), (2, 3)])
-def test_zero_ablation_via_hook_equals_zeroing_the_weights(layer, head):
+def test_zero_ablation_via_hook_equals_zeroing_the_weights(small_model, layer, head):
     model = small_model()
     idx = random_ids(2, 20, seed=2)
     with torch.no_grad():
@@ -82,7 +82,7 @@ def test_zero_ablation_via_hook_equals_zeroing_the_weights(layer, head):
     assert (hooked - clean).abs().max() > 1e-3  # the ablation changed something
 
 
-def test_scaling_a_head_equals_scaling_its_output_columns():
+def test_scaling_a_head_equals_scaling_its_output_columns(small_model):
     model = small_model()
     idx = random_ids(1, 12, seed=4)
     with torch.no_grad():
@@ -99,7 +99,7 @@ def test_scaling_a_head_equals_scaling_its_output_columns():
     torch.testing.assert_close(scaled_to_zero, zeroed)
 
 
-def test_mean_ablation_uses_the_mean_output_and_equals_a_bias_edit():
+def test_mean_ablation_uses_the_mean_output_and_equals_a_bias_edit(small_model):
     model = small_model()
     texts = random_ids(3, 10, seed=5).tolist()
     means = head_means(model, texts)  # (L, nh, hs)
@@ -119,7 +119,7 @@ def test_mean_ablation_uses_the_mean_output_and_equals_a_bias_edit():
     torch.testing.assert_close(hooked, edited, atol=1e-5, rtol=1e-5)
 
 
-def test_activation_patching():
+def test_activation_patching(small_model):
     model = small_model()
     clean, corrupt = random_ids(1, 12, seed=7), random_ids(1, 12, seed=8)
     clean_logits, cache = model.run_with_cache(clean)
@@ -152,7 +152,7 @@ def test_activation_patching():
         model(corrupt)
 
 
-def test_bad_heads_and_hook_names_are_one_line_errors():
+def test_bad_heads_and_hook_names_are_one_line_errors(small_model):
     model = small_model()
     with pytest.raises(GPT2LabError, match=r"layer 3 is out of range: the model has layers 0\.\.2"):
         zero_ablate_head(model, 3, 0)

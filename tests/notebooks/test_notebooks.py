@@ -59,8 +59,6 @@ def test_runs_top_to_bottom(path, tmp_path, monkeypatch):
     from nbclient import NotebookClient
 
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # Agg-rendered
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.delenv("GPT2LAB_ONLINE", raising=False)
     before = sorted(p.name for p in NOTEBOOK_DIR.iterdir())
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from gpt2lab.data.prepared import prepare_stories
 from gpt2lab.train import TrainConfig
-from gpt2lab.train.data import prepare_stories
 
 TINY_MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}
 

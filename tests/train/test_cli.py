@@ -7,8 +7,8 @@ import pytest
 from train_helpers import config_flags
 
 from gpt2lab.cli import main
+from gpt2lab.data.prepared import prepare_stories
 from gpt2lab.train import train
-from gpt2lab.train.data import prepare_stories
 
 
 def snapshot(directory):
@@ -55,9 +55,9 @@ def test_cli_run_then_plot(tiny_config, capsys, tmp_path):
 def test_bad_inputs(tiny_config, capsys, tmp_path, stories_dir):
     flags = config_flags(tiny_config(name="bad"))
     fails(["train", *flags, "--data", str(tmp_path / "nowhere")], capsys, "no prepared data")
-    fails(["train", *flags, "--model.vocab_size", "100"], capsys, "300 tokens", "vocab_size is 100")
-    fails(["train", *flags, "--block_size", "64"], capsys, "block_size 64", "32")
-    fails(["train", *flags, "--batch_size", "100000000"], capsys, "GiB", "--grad_accum")
+    fails(["train", *flags, "--model.vocab-size", "100"], capsys, "300 tokens", "vocab_size is 100")
+    fails(["train", *flags, "--block-size", "64"], capsys, "block_size 64", "32")
+    fails(["train", *flags, "--batch-size", "100000000"], capsys, "GiB", "--grad_accum")
     fails(["train", *flags, "--config", str(tmp_path / "none.yaml")], capsys, "no such config")
     fails(["train", *flags, "--lr", "fast"], capsys, "lr must be float")
     fails(["plot", str(tmp_path)], capsys, "no training run")
@@ -88,11 +88,11 @@ def test_init_from_needs_the_same_tokenizer(tiny_config, capsys, tmp_path):
     other = tmp_path / "other-data"
     prepare_stories(other, vocab_size=280, tokens=40_000)
     flags = config_flags(tiny_config(name="tuned", model={}))  # the weights fix the model
-    fails(["train", *flags, "--init_from", str(base), "--data", str(other)], capsys, "tokenizer")
+    fails(["train", *flags, "--init-from", str(base), "--data", str(other)], capsys, "tokenizer")
     fails(
-        ["train", *flags, "--init_from", str(base), "--model.n_layer", "3"], capsys, "model.n_layer"
+        ["train", *flags, "--init-from", str(base), "--model.n-layer", "3"], capsys, "model.n_layer"
     )
-    assert main(["train", *flags, "--init_from", str(base), "--max_steps", "2"]) == 0
+    assert main(["train", *flags, "--init-from", str(base), "--max-steps", "2"]) == 0
 
 
 def test_divergence_is_a_one_line_error_naming_step_and_layer(tiny_config, capsys):

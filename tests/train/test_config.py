@@ -4,10 +4,10 @@ import pytest
 import yaml
 
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.options import load_yaml
 from gpt2lab.train.config import (
     TrainConfig,
     apply_overrides,
-    load_yaml,
     to_yaml,
     trajectory_changes,
 )
@@ -75,3 +75,22 @@ def test_trajectory_changes():
     a = TrainConfig()
     assert trajectory_changes(a, a.replace(eval_interval=7, keep_last=1, name="x")) == []
     assert trajectory_changes(a, a.replace(lr=0.5, model={"n_layer": 1})) == ["model", "lr"]
+
+
+def test_the_help_texts_name_every_choice():
+    """Field docstrings are static text: they must keep up with the tables they describe."""
+    from gpt2lab.config import PRESETS
+    from gpt2lab.experiments.runner import BUDGETS, SuiteOptions
+    from gpt2lab.options import field_docs
+    from gpt2lab.train.config import DTYPES, ENGINES, SCHEDULES
+
+    docs = field_docs(TrainConfig)
+    for field, choices in (
+        ("preset", PRESETS),
+        ("decay", SCHEDULES),
+        ("engine", ENGINES),
+        ("dtype", DTYPES),
+    ):
+        assert all(choice in docs[field] for choice in choices), field
+    assert all(name in field_docs(SuiteOptions)["preset"] for name in BUDGETS)
+    assert set(docs) == {f for f in TrainConfig.__dataclass_fields__}  # every field has help

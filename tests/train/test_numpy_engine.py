@@ -15,7 +15,7 @@ from gpt2lab.config import GPTConfig
 from gpt2lab.data.loader import TokenLoader
 from gpt2lab.pretrained import load_pretrained, read_weights
 from gpt2lab.train import Callback, train
-from gpt2lab.train.loop import token_loss_sum
+from gpt2lab.train.engine import token_loss_sum
 
 
 def test_20_float64_steps_match_the_torch_engine(tiny_config):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from gpt2lab.config import GPTConfig
 from gpt2lab.model import GPT
-from gpt2lab.train.loop import accumulate_gradients
+from gpt2lab.train.engine import accumulate_gradients
 from gpt2lab.train.optim import lr_at, make_optimizer, param_groups
 
 

@@ -20,8 +20,8 @@ def losses(run_dir: Path) -> dict[int, float]:
 
 
 def cli_env() -> dict[str, str]:
-    """Environment of a gpt2lab subprocess: offline, one thread per process."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    """Environment of a gpt2lab subprocess: offline (tests/conftest.py), one thread."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -37,12 +37,22 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
 
 
 def config_flags(cfg) -> list[str]:
-    """A TrainConfig as `--key value` flags (model fields as --model.KEY)."""
+    """A TrainConfig as `--key-name value` flags (model fields as --model.KEY), bools as
+    `--key` / `--no-key`."""
+    items = [(k, v) for k, v in cfg.to_dict().items() if k != "model"]
+    items += [(f"model.{k}", v) for k, v in cfg.model.items()]
     flags = []
-    for key, value in cfg.to_dict().items():
-        if key == "model":
-            for sub, subvalue in value.items():
-                flags += [f"--model.{sub}", str(subvalue)]
+    for key, value in items:
+        if isinstance(value, bool):
+            flags.append(flag(key, value))
         elif value is not None:
-            flags += [f"--{key}", str(value)]
+            flags += [flag(key), str(value)]
     return flags
+
+
+def flag(key: str, value: bool | None = None) -> str:
+    """'max_steps' -> '--max-steps'; a bool False -> '--no-KEY' ('--model.no-KEY')."""
+    prefix, _, name = key.rpartition(".")
+    prefix = prefix + "." if prefix else ""
+    negated = "no-" if value is False else ""
+    return f"--{prefix}{negated}{name.replace('_', '-')}"

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from gpt2lab.config import GPTConfig
 from gpt2lab.model import GPT
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,12 +24,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TINY = dict(vocab_size=50257, block_size=64, n_layer=2, n_head=4, n_embd=32, init="torch_default")
-
-
-def tiny_model(seed: int = 0) -> GPT:
-    """2 layers × 4 heads; torch's default init gives peaked (non-uniform) attention."""
-    torch.manual_seed(seed)
-    return GPT(GPTConfig(**TINY)).eval()
 
 
 def write_metrics(run_dir: Path, n_steps: int = 40, eval_every: int = 10) -> list[dict]:
@@ -76,14 +69,10 @@ def write_metrics(run_dir: Path, n_steps: int = 40, eval_every: int = 10) -> lis
     return records
 
 
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
 @pytest.fixture(scope="session")
-def model() -> GPT:
-    return tiny_model()
+def model(tiny_gpt) -> GPT:
+    """2 layers × 4 heads; torch's default init gives peaked (non-uniform) attention."""
+    return tiny_gpt(**TINY)
 
 
 @pytest.fixture(scope="session")

@@ -5,19 +5,24 @@ from __future__ import annotations
 import argparse
 import os
 
+from gpt2lab.cli.flags import Formatter, add_dataclass_flags, flag_values
+
 ABLATE_HELP = """Break GPT-2 on purpose: train each variant of a suite (the baseline and named
 config overrides) on the same data, tokens, steps and lr schedule, over several seeds, then
 write DIR/report.md with loss curves, a claims table with verdicts from the seed spread,
 positional extrapolation and samples. The default (--suite seed --preset tiny --seeds 3) takes
-about 11 minutes on 2 idle CPU cores. Interrupted suites resume: finished runs are not rerun."""
-
-OPTIONS = ("preset", "seeds", "steps", "out", "jobs", "threads", "data", "device")
-"""Options a YAML suite may set as defaults (flags win)."""
+about 11 minutes on 2 idle CPU cores. Interrupted suites resume: finished runs are not rerun.
+A YAML suite file may set the suite options below as keys; flags win."""
 
 
 def register(subparsers) -> None:
+    from gpt2lab.experiments.runner import SuiteOptions
+
     p = subparsers.add_parser(
-        "ablate", help="run an ablation suite and write its report", description=ABLATE_HELP
+        "ablate",
+        help="run an ablation suite and write its report",
+        description=ABLATE_HELP,
+        formatter_class=Formatter,
     )
     p.add_argument(
         "--suite",
@@ -25,10 +30,6 @@ def register(subparsers) -> None:
         metavar="NAME|FILE.yaml",
         help="a named suite (seed: the seed article's claims) or a YAML suite file [seed]",
     )
-    p.add_argument("--preset", metavar="P", help="model preset: tiny, mini, gpt2 [tiny]")
-    p.add_argument("--steps", type=int, metavar="N", help="steps per run [the preset's budget]")
-    p.add_argument("--seeds", type=int, metavar="N", help="seeds per variant [3]")
-    p.add_argument("--out", metavar="DIR", help="suite directory [out/ablation/SUITE-PRESET]")
     p.add_argument(
         "--variant",
         action="append",
@@ -39,48 +40,12 @@ def register(subparsers) -> None:
     p.add_argument(
         "--only", metavar="A,B", help="run only these variants (plus the baseline and --variant's)"
     )
-    p.add_argument(
-        "--jobs",
-        type=int,
-        metavar="N",
-        help="runs in parallel processes [CPU: min(cores, 8); GPU: 1]",
-    )
-    p.add_argument("--threads", type=int, metavar="N", help="torch threads per parallel run [1]")
-    p.add_argument("--data", metavar="DIR", help="prepared data dir [the preset's stories data]")
-    p.add_argument("--device", metavar="D", help="auto, cpu, cuda, … [auto]")
     p.add_argument("--report", metavar="DIR", help="write the report here [the suite directory]")
     p.add_argument(
         "--report-only", action="store_true", help="only rewrite the report from finished runs"
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_dataclass_flags(p.add_argument_group("suite options"), SuiteOptions)
     p.set_defaults(func=run_ablate)
-
-
-def resolve(args: argparse.Namespace, defaults: dict) -> dict:
-    """Each option from the flag, else the YAML suite, else the built-in default."""
-    from gpt2lab.errors import GPT2LabError
-    from gpt2lab.train.config import coerce
-
-    unknown = sorted(set(defaults) - set(OPTIONS))
-    if unknown:
-        raise GPT2LabError(f"unknown suite option {unknown[0]!r}; allowed: {', '.join(OPTIONS)}")
-    types = {"seeds": int, "steps": int, "jobs": int, "threads": int}
-    values = {}
-    for name in OPTIONS:
-        value = getattr(args, name)
-        if value is None and name in defaults:
-            value = coerce(defaults[name], types.get(name, str), name)
-        values[name] = value
-    values["preset"] = values["preset"] or "tiny"
-    values["seeds"] = values["seeds"] if values["seeds"] is not None else 3
-    values["threads"] = values["threads"] if values["threads"] is not None else 1
-    values["device"] = values["device"] or "auto"
-    values["out"] = values["out"] or f"out/ablation/{_suite_name(args.suite)}-{values['preset']}"
-    return values
-
-
-def _suite_name(suite: str) -> str:
-    return os.path.splitext(os.path.basename(suite))[0]
 
 
 def default_jobs(device: str) -> int:
@@ -95,34 +60,32 @@ def default_jobs(device: str) -> int:
 def run_ablate(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
     from gpt2lab.experiments.report import write_report
-    from gpt2lab.experiments.runner import BUDGETS, Suite, run_suite
+    from gpt2lab.experiments.runner import BUDGETS, Suite, run_suite, suite_options
     from gpt2lab.experiments.variants import select_variants, suite_variants
 
-    variants, defaults = suite_variants(args.suite, args.variant)
-    o = resolve(args, defaults)
+    variants, file_values = suite_variants(args.suite, args.variant)
+    o = suite_options(file_values, flag_values(args), args.suite)
     if args.only:
         variants = select_variants(variants, args.only.split(","), args.variant or ())
-    if o["preset"] not in BUDGETS:
-        raise GPT2LabError(
-            f"no default budget for preset {o['preset']!r}: use {', '.join(BUDGETS)}"
-        )
-    budget = BUDGETS[o["preset"]]
-    if o["steps"] is not None:
-        budget = budget.with_steps(o["steps"])
-    if o["data"]:
-        budget = budget.replace(data=o["data"])
+    if o.preset not in BUDGETS:
+        raise GPT2LabError(f"no default budget for preset {o.preset!r}: use {', '.join(BUDGETS)}")
+    budget = BUDGETS[o.preset]
+    if o.steps is not None:
+        budget = budget.with_steps(o.steps)
+    if o.data:
+        budget = budget.replace(data=o.data)
     suite = Suite(
         variants,
-        preset=o["preset"],
-        seeds=o["seeds"],
+        preset=o.preset,
+        seeds=o.seeds,
         budget=budget,
-        out=o["out"],
-        jobs=o["jobs"] or default_jobs(o["device"]),
-        threads=o["threads"],
-        device=o["device"],
+        out=o.out,
+        jobs=o.jobs or default_jobs(o.device),
+        threads=o.threads,
+        device=o.device,
     )
     if not args.report_only:
-        summary = run_suite(suite, progress=not args.no_progress)
+        summary = run_suite(suite, progress=o.progress)
         print(
             f"ablate: {summary['ran']} run(s) trained, {summary['skipped']} already finished, "
             f"{summary['seconds'] / 60:.1f} min"

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
-    from gpt2lab.generate import load_model_and_tokenizer, resolve_model_name
+    from gpt2lab.pretrained import load_model_and_tokenizer, resolve_model_name
     from gpt2lab.viewer.api import Limits
     from gpt2lab.viewer.server import serve
 

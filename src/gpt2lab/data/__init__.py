@@ -10,12 +10,10 @@ Importing this package is cheap; torch is loaded only with the loader.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 # Imported eagerly: the function `prepare` shares its name with its module, and a lazy lookup
 # would lose to the submodule attribute once anything imports `gpt2lab.data.prepare`.
 from gpt2lab.data.prepare import prepare, read_meta
+from gpt2lab.lazy import lazy_attributes
 
 _LAZY = {
     "TokenLoader": "gpt2lab.data.loader",
@@ -30,8 +28,4 @@ _LAZY = {
 
 __all__ = ["prepare", "read_meta", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'gpt2lab.data' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -26,6 +26,7 @@ import numpy as np
 from gpt2lab.data.shards import ShardWriter, dtype_for
 from gpt2lab.data.sources import is_endless, iter_documents
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.files import atomic_write_text
 from gpt2lab.tokenizer import get_tokenizer
 
 META = "meta.json"
@@ -181,9 +182,7 @@ def prepare(
             for name, w in writers.items()
         },
     }
-    temporary = out / (META + ".tmp")
-    temporary.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(out / META)
+    atomic_write_text(out / META, json.dumps(meta, indent=2) + "\n")
     return meta
 
 

@@ -15,13 +15,13 @@ Shards are written to a temporary name and renamed, so a crash never leaves half
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.files import atomic_write_bytes
 
 MAGIC = b"GPT2LABT"
 VERSION = 1
@@ -57,14 +57,8 @@ def write_shard(path: str | Path, tokens: np.ndarray, dtype: str) -> Path:
     tokens = np.asarray(tokens)
     if tokens.size and int(tokens.max()) >= 2 ** (8 * width):
         raise GPT2LabError(f"token id {int(tokens.max())} does not fit in {dtype}")
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as f:
-        f.write(HEADER.pack(MAGIC, VERSION, width, tokens.size))
-        f.write(tokens.astype(DTYPES[width], copy=False).tobytes())
-        f.flush()
-        os.fsync(f.fileno())
-    temporary.replace(path)
-    return path
+    header = HEADER.pack(MAGIC, VERSION, width, tokens.size)
+    return atomic_write_bytes(path, header + tokens.astype(DTYPES[width], copy=False).tobytes())
 
 
 def read_header(path: str | Path) -> tuple[int, int]:

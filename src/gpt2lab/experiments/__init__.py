@@ -2,7 +2,8 @@
 
     variants.py   the declarative table of variants, `--variant name:key=value,…`, YAML suites
     runner.py     equal-budget runs over seeds: resumable, in parallel processes
-    report.py     the claims table and report.md: curves, verdicts, extrapolation, samples
+    verdicts.py   the runs read back, the verdict rule, the claims and their assessment
+    report.py     report.md: curves, the claims table, extrapolation, samples
 
 >>> from gpt2lab.experiments import Suite, run_suite, suite_variants, write_report
 >>> variants, _ = suite_variants("seed")
@@ -10,20 +11,22 @@
 >>> run_suite(suite); write_report(suite.out)                           # doctest: +SKIP
 """
 
-from gpt2lab.experiments.report import CLAIMS, judge, write_report
-from gpt2lab.experiments.runner import BUDGETS, Budget, Suite, run_suite
-from gpt2lab.experiments.variants import VARIANTS, Variant, parse_variant, suite_variants
+from gpt2lab.lazy import lazy_attributes
 
-__all__ = [
-    "BUDGETS",
-    "CLAIMS",
-    "VARIANTS",
-    "Budget",
-    "Suite",
-    "Variant",
-    "judge",
-    "parse_variant",
-    "run_suite",
-    "suite_variants",
-    "write_report",
-]
+_LAZY = {
+    "CLAIMS": "gpt2lab.experiments.verdicts",
+    "judge": "gpt2lab.experiments.verdicts",
+    "write_report": "gpt2lab.experiments.report",
+    "BUDGETS": "gpt2lab.experiments.runner",
+    "Budget": "gpt2lab.experiments.runner",
+    "Suite": "gpt2lab.experiments.runner",
+    "run_suite": "gpt2lab.experiments.runner",
+    "VARIANTS": "gpt2lab.experiments.variants",
+    "Variant": "gpt2lab.experiments.variants",
+    "parse_variant": "gpt2lab.experiments.variants",
+    "suite_variants": "gpt2lab.experiments.variants",
+}
+
+__all__ = sorted(_LAZY)
+
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ from typing import Any
 from gpt2lab.config import GPTConfig
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.experiments.variants import Variant
+from gpt2lab.files import atomic_write_text
+from gpt2lab.options import field_types, typed_values
 from gpt2lab.train.config import TrainConfig
 
 SUITE_FILE = "suite.json"
@@ -127,6 +128,44 @@ STORIES_DATA: dict[str, tuple[int, int]] = {
     "data/stories-1024": (1024, 2_000_000),  # (BPE vocabulary, tokens): tiny CPU suites
     "data/stories-4096": (4096, 5_000_000),  # the training default (gpt2lab train)
 }
+
+
+@dataclass
+class SuiteOptions:
+    """How `gpt2lab ablate` runs a suite: defaults < a YAML suite file's keys < flags.
+    Each field's docstring is its `--flag` help."""
+
+    preset: str = "tiny"
+    """model preset: tiny, mini, gpt2"""
+    seeds: int = 3
+    """seeds per variant"""
+    steps: int | None = None
+    """steps per run (default: the preset's budget)"""
+    out: str | None = None
+    """suite directory (default: out/ablation/SUITE-PRESET)"""
+    jobs: int | None = None
+    """runs in parallel processes (default: CPU min(cores, 8); GPU 1)"""
+    threads: int = 1
+    """torch threads per parallel run"""
+    data: str | None = None
+    """prepared data dir (default: the preset's stories data)"""
+    device: str = "auto"
+    """auto, cpu, cuda, …"""
+    progress: bool = True
+    """show a progress bar"""
+
+
+def suite_options(
+    file_values: dict[str, Any], flag_values: dict[str, Any], suite: str
+) -> SuiteOptions:
+    """The options of a suite run: a YAML suite's keys over the defaults, flags over both;
+    values typed by `gpt2lab.options`, an unknown key refused in one line."""
+    types = field_types(SuiteOptions)
+    options = SuiteOptions(**typed_values(types, file_values, "suite option"))
+    options = dataclasses.replace(options, **typed_values(types, flag_values, "option"))
+    if options.out is None:
+        options.out = f"out/ablation/{Path(suite).stem}-{options.preset}"
+    return options
 
 
 @dataclass
@@ -251,9 +290,7 @@ def run_one(config: dict[str, Any]) -> dict[str, Any]:
 
 def write_json(path: Path, data: Any) -> None:
     """Write atomically: a reader sees the old file or the whole new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:
@@ -269,7 +306,7 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
 def ensure_data(path: str) -> None:
     """Prepare a default stories dataset once, before any worker starts; check others."""
     from gpt2lab.data.prepare import META, read_meta
-    from gpt2lab.train.data import prepare_stories
+    from gpt2lab.data.prepared import prepare_stories
 
     if not (Path(path) / META).is_file() and path in STORIES_DATA:
         vocab, tokens = STORIES_DATA[path]

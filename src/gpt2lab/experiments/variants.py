@@ -33,7 +33,8 @@ from typing import Any
 
 from gpt2lab.config import GPTConfig
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.train.config import MODEL_TYPES, coerce, load_yaml
+from gpt2lab.options import load_yaml
+from gpt2lab.train.config import MODEL_TYPES, model_overrides
 
 FIXED_FIELDS = frozenset({"vocab_size", "block_size", "extra"})
 """GPTConfig fields a variant may not change: the suite fixes them (tokenizer, context)."""
@@ -110,7 +111,8 @@ SUITES: dict[str, tuple[str, ...]] = {
 def parse_variant(text: str) -> Variant:
     """'name:key=value,key=value' (or a table name alone) -> Variant, values typed.
 
-    Keys are GPTConfig fields; values are read like YAML scalars ('false' -> False, '2' -> 2).
+    Keys are GPTConfig fields; values are typed like every option ('false' -> False,
+    '2' -> 2; see gpt2lab.options).
     """
     name, sep, body = text.partition(":")
     name = name.strip()
@@ -146,9 +148,9 @@ def override_value(variant: str, key: str, value: Any) -> Any:
     if key not in MODEL_TYPES:
         raise GPT2LabError(f"variant {variant}: unknown model field {key!r}")
     try:
-        return coerce(value, MODEL_TYPES[key], key)
+        return model_overrides({key: value})[key]
     except GPT2LabError as err:
-        raise GPT2LabError(f"variant {variant}: {err}") from None
+        raise GPT2LabError(f"variant {variant}: {str(err).removeprefix('model.')}") from None
 
 
 def variant_from_yaml(item: Any) -> Variant:

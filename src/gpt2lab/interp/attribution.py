@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.interp.interventions import ablate_heads, check_head, z_name
-from gpt2lab.model import LayerNorm
+from gpt2lab.model import LayerNorm, device_of, eval_mode
 
 Decode = Callable[[Sequence[int]], str]
 
@@ -95,15 +95,15 @@ def head_ablation_effects(
 
     One batched forward per head (n_layer × n_head + 1 forwards).
     """
-    model.eval()
-    batch = padded_batch(sequences, next(model.parameters()).device)
-    clean = mean_loss(model, batch)
-    n_layer, n_head = model.config.n_layer, model.config.n_head
-    delta = np.zeros((n_layer, n_head))
-    heads = [(layer, head) for layer in range(n_layer) for head in range(n_head)]
-    for layer, head in tqdm(heads, desc=f"{method}-ablating heads", disable=not progress):
-        hooks = ablate_heads(model, [(layer, head)], method, means)
-        delta[layer, head] = mean_loss(model, batch, hooks) - clean
+    with eval_mode(model):
+        batch = padded_batch(sequences, device_of(model))
+        clean = mean_loss(model, batch)
+        n_layer, n_head = model.config.n_layer, model.config.n_head
+        delta = np.zeros((n_layer, n_head))
+        heads = [(layer, head) for layer in range(n_layer) for head in range(n_head)]
+        for layer, head in tqdm(heads, desc=f"{method}-ablating heads", disable=not progress):
+            hooks = ablate_heads(model, [(layer, head)], method, means)
+            delta[layer, head] = mean_loss(model, batch, hooks) - clean
     return AblationEffects(delta, clean, method)
 
 
@@ -326,7 +326,7 @@ def top_predictions(model, tokens: Sequence[int], k: int = 5, decode: Decode | N
 def _as_idx(model, tokens: Sequence[int]) -> torch.Tensor:
     if len(tokens) == 0:
         raise GPT2LabError("empty text: nothing to look at")
-    return torch.tensor([list(tokens)], device=next(model.parameters()).device)
+    return torch.tensor([list(tokens)], device=device_of(model))
 
 
 def _text(decode: Decode | None, token: int) -> str:

@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.model import context_limit, device_of
 
 BOUNDARY_CHARS = ".?!"
 MEASURES = ("mul", "abs")
@@ -400,7 +401,7 @@ def induction_scores(model, spec: InductionSpec) -> tuple[torch.Tensor, float]:
             f"induction sequences of 2 × {spec.rep_len} tokens do not fit the context "
             f"(block_size={model.config.block_size})"
         )
-    idx = spec.sequences(model.config.vocab_size).to(_device(model))
+    idx = spec.sequences(model.config.vocab_size).to(device_of(model))
     _, cache = model.run_with_cache(idx, names=lambda n: is_pattern_hook(n) or n == "hook_logits")
     patterns = torch.stack(
         [cache[f"blocks.{i}.attn.hook_pattern"] for i in range(len(model.blocks))], 1
@@ -433,7 +434,7 @@ def compute_head_scores(
     sums: dict[str, torch.Tensor] = {}
     mass = torch.zeros(n_layer, n_head)
     hits = torch.zeros(n_layer, n_head)
-    device = _device(model)
+    device = device_of(model)
     for k in tqdm(range(len(texts)), desc="head scores", disable=not progress, leave=False):
         tokens = texts.tokens[k]
         if not tokens:
@@ -467,15 +468,12 @@ def compute_head_scores(
 
 def check_fits(model, length: int) -> None:
     """A GPT2LabError when `length` tokens do not fit the model's learned positions."""
-    if length > model.config.block_size and model.config.pos_encoding == "learned":
+    limit = context_limit(model.config)
+    if limit is not None and length > limit:
         raise GPT2LabError(
             f"text of {length} tokens is longer than the model's context "
             f"({model.config.block_size} tokens)"
         )
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import torch
 
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.hooks import HookFn, HookPoint
+from gpt2lab.model import device_of
 
 Hooks = list[tuple[str, HookFn]]
 
@@ -97,7 +98,7 @@ def ablate_heads(
 @torch.no_grad()
 def head_means(model, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
     """(n_layer, n_head, hs): each head's output z averaged over every position of every text."""
-    device = next(model.parameters()).device
+    device = device_of(model)
     total, count = None, 0
     names = [z_name(i) for i in range(model.config.n_layer)]
     for tokens in sequences:

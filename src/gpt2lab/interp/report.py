@@ -36,6 +36,7 @@ from gpt2lab.interp.heads import (
 )
 from gpt2lab.interp.html import head_view_html
 from gpt2lab.interp.interventions import check_head, head_means
+from gpt2lab.model import device_of
 
 GRID_TITLES = {
     "previous_token": "previous-token score",
@@ -181,7 +182,7 @@ def build_heads_report(
     """Scores, roles, role examples and (unless ablation='none') per-head Δloss."""
     scores = compute_head_scores(model, texts, progress=progress)
     roles = classify_heads(scores, mean_uniform_distance=uniform_distance(texts))
-    device = next(model.parameters()).device
+    device = device_of(model)
     patterns = [
         attention_patterns(model, torch.tensor([t], device=device))[0].cpu()
         for t in tqdm(texts.tokens, desc="patterns", disable=not progress, leave=False)
@@ -307,7 +308,7 @@ def inspect_text(
         check_head(model, layer, head)
     out.mkdir(parents=True, exist_ok=True)
     strings = [tokenizer.decode([t]) for t in ids]
-    device = next(model.parameters()).device
+    device = device_of(model)
     patterns = attention_patterns(model, torch.tensor([ids], device=device))[0].cpu().numpy()
     written = []
     layers = [layer] if layer is not None else range(model.config.n_layer)

@@ -1,7 +1,8 @@
 """Training figures: loss curves, the lr schedule, and per-layer statistics over time.
 
 Pure functions: arrays in, `matplotlib.figure.Figure` out (Agg, no pyplot state). Reading
-runs from disk lives in `gpt2lab.train.metrics`.
+runs from disk lives in `gpt2lab.train.metrics`; `curve` and `layer_matrix` turn its
+records into arrays, `training_figures` draws all of a run's figures.
 """
 
 from __future__ import annotations
@@ -108,3 +109,76 @@ def head_heatmap(values: np.ndarray, *, title: str, label: str) -> Figure:
     ax.set(xlabel="head", ylabel="layer", title=title)
     fig.colorbar(image, ax=ax, label=label)
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics.jsonl records -> arrays (records as `gpt2lab.train.metrics.read_metrics` returns them)
+# ---------------------------------------------------------------------------------------------
+
+
+def curve(records: list[dict], kind: str, key: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of `key` in records of `kind`."""
+    rows = [(r["step"], r[key]) for r in records if r["kind"] == kind and key in r]
+    return [s for s, _ in rows], [v for _, v in rows]
+
+
+def layer_matrix(
+    records: list[dict], key: str, field: str | None = None
+) -> tuple[list[int], list[str], np.ndarray]:
+    """Monitor records as (steps, layers, values[layer, step]); NaN where a layer is missing."""
+    rows = [r for r in records if r["kind"] == "monitor" and r.get(key)]
+    layers = sorted({layer for r in rows for layer in r[key]}, key=_depth)
+    values = np.full((len(layers), len(rows)), np.nan)
+    for j, r in enumerate(rows):
+        for i, layer in enumerate(layers):
+            if layer in r[key]:
+                value = r[key][layer]
+                values[i, j] = value[field] if field else value
+    return [r["step"] for r in rows], layers, values
+
+
+def _depth(layer: str) -> int:
+    """embed < block0 < block1 < ... < final."""
+    if layer == "embed":
+        return -1
+    return int(layer.removeprefix("block")) if layer.startswith("block") else 10**6
+
+
+def training_figures(runs: Mapping[str, Sequence[dict]]) -> dict[str, Figure]:
+    """Every figure of these runs' metrics records, by file stem.
+
+    Loss/perplexity and lr overlay all runs (`loss`, `lr`). Per-run figures (gradient norm
+    per layer, update ratio, residual RMS by depth, attention entropy per head) are named
+    `<figure>`, or `<figure>-<run>` when several runs are drawn.
+    """
+    figures = {
+        "loss": loss_curves(
+            {
+                name: {"train": curve(r, "train", "loss"), "val": curve(r, "eval", "val_loss")}
+                for name, r in runs.items()
+            }
+        ),
+        "lr": lr_curves({name: curve(r, "train", "lr") for name, r in runs.items()}),
+    }
+    for name, records in runs.items():
+        suffix = f"-{name}" if len(runs) > 1 else ""
+        for key, field, title, label in (
+            ("grad_norm", None, "gradient norm per layer", "‖g‖₂"),
+            ("update_ratio", None, "update / weight ratio per layer", "‖Δθ‖ / ‖θ‖"),
+            ("act", "rms", "residual-stream RMS by depth", "RMS"),
+        ):
+            steps, layers, values = layer_matrix(records, key, field)
+            if steps:
+                figures[f"{key}{suffix}"] = layer_heatmap(
+                    steps, layers, values, title=f"{name}: {title}", label=label
+                )
+        entropy = [r for r in records if r["kind"] == "monitor" and r.get("attn_entropy")]
+        if entropy:
+            last = entropy[-1]
+            per_layer = sorted(last["attn_entropy"].items(), key=lambda kv: _depth(kv[0]))
+            figures[f"attn_entropy{suffix}"] = head_heatmap(
+                np.array([heads for _, heads in per_layer]),
+                title=f"{name}: attention entropy per head (step {last['step']})",
+                label="entropy / log(keys)",
+            )
+    return figures

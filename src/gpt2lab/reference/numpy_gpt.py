@@ -14,6 +14,8 @@ HF's Conv1D layout, so a linear layer is `y = x @ W + b` with W of shape [n_in, 
 The architecture switches are read from any config object by duck typing (`config.n_head`,
 `config.norm_placement`, ...), so this module imports NumPy and the standard library only.
 The dtype follows the params: float64 for gradient checks, float32 to match the torch model.
+Forward and backward of every layer sit side by side in this one file (about 590 lines) so
+that each backward is read next to the forward whose cache it uses.
 
 >>> import types
 >>> cfg = types.SimpleNamespace(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8,

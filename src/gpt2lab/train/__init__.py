@@ -3,23 +3,32 @@
 >>> result = train(TrainConfig(data="data/stories", preset="tiny", max_steps=200))
 >>> result.val_loss, result.checkpoint        # doctest: +SKIP
 
-Modules: config (TrainConfig, YAML/flags), loop (the Trainer), optim (param groups, lr
-schedule), checkpoint (atomic, resumable), monitor (layer statistics, the non-finite
-locator), callbacks (metrics, progress, samples, checkpoints), distributed (torchrun, DDP,
-FSDP), data (meta.json, the default stories corpus), metrics (reading runs, drawing plots),
-numpy_engine (`--engine numpy`: the same loop on the hand-written NumPy backward).
+Modules: config (TrainConfig: defaults < YAML < flags, typed), run (run directories, resume,
+signals, `train()`), trainer (the loop, `Callback`, `RunResult`), engine (the math of a
+step: autocast, the loss, the torch engine), numpy_engine (`--engine numpy`: the same loop on
+the hand-written NumPy backward), callbacks (metrics, progress, samples, monitoring,
+checkpoints), optim (param groups, lr schedule), checkpoint (atomic, resumable), monitor
+(layer statistics, the non-finite locator), distributed (torchrun, DDP, FSDP), metrics
+(reading runs back, writing their plots).
+
+The names below are loaded lazily: `from gpt2lab.train import TrainConfig` (and so
+`gpt2lab train --help`) does not import torch.
 """
 
-from gpt2lab.train.callbacks import Callback
-from gpt2lab.train.config import TrainConfig, apply_overrides
-from gpt2lab.train.loop import RunResult, Trainer, resume_config, train
+from __future__ import annotations
 
-__all__ = [
-    "Callback",
-    "RunResult",
-    "TrainConfig",
-    "Trainer",
-    "apply_overrides",
-    "resume_config",
-    "train",
-]
+from gpt2lab.lazy import lazy_attributes
+
+_LAZY = {
+    "TrainConfig": "gpt2lab.train.config",
+    "apply_overrides": "gpt2lab.train.config",
+    "Callback": "gpt2lab.train.trainer",
+    "RunResult": "gpt2lab.train.trainer",
+    "Trainer": "gpt2lab.train.trainer",
+    "resume_config": "gpt2lab.train.run",
+    "train": "gpt2lab.train.run",
+}
+
+__all__ = list(_LAZY)
+
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -1,15 +1,7 @@
-"""Everything the loop does besides optimising, as callbacks (minGPT's `trigger_callbacks`).
+"""The standard callbacks: metrics, TensorBoard, progress, samples, monitoring, checkpoints.
 
-The loop calls, in order:
-    on_train_start(trainer)
-    per step:  on_before_optimizer_step(trainer)   gradients ready (unscaled, not yet clipped)
-               on_step_end(trainer, record)        record: {"kind": "train" | "nonfinite", ...}
-               on_eval_end(trainer, record)        when an evaluation ran
-    on_train_end(trainer, result)
-and `trainer.log(record)` hands every record to `on_log(trainer, record)`.
-
-Only rank 0 writes files; a callback that needs every rank (checkpoints gather state from all
-ranks; samples run the possibly-sharded model) does its collective part on all of them.
+The hooks and their order are in `trainer.Callback`'s docstring. Each callback keeps its own
+state; what it adds to the outcome it writes into the `RunResult` at `on_train_end`.
 """
 
 from __future__ import annotations
@@ -17,37 +9,14 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from gpt2lab.generate import generate
+from gpt2lab.model import device_of
 from gpt2lab.train import monitor
-
-if TYPE_CHECKING:
-    from gpt2lab.train.loop import RunResult, Trainer
-
-
-class Callback:
-    """Base class: every hook does nothing. Override the ones you need."""
-
-    def on_train_start(self, trainer: Trainer) -> None: ...
-
-    def on_before_optimizer_step(self, trainer: Trainer) -> None: ...
-
-    def on_step_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
-
-    def on_eval_end(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
-
-    def on_log(self, trainer: Trainer, record: dict[str, Any]) -> None: ...
-
-    def on_train_end(self, trainer: Trainer, result: RunResult) -> None: ...
-
-
-def due(step: int, interval: int) -> bool:
-    """True every `interval` steps (never when interval is 0)."""
-    return interval > 0 and step % interval == 0
-
+from gpt2lab.train.trainer import Callback, due
 
 # ---------------------------------------------------------------------------------------------
 # Writers
@@ -144,11 +113,13 @@ class Samples(Callback):
     def __init__(self, path: Path, tokenizer, prompt: str, n_tokens: int, interval: int):
         self.path, self.tokenizer, self.prompt = path, tokenizer, prompt
         self.n_tokens, self.interval = n_tokens, interval
+        self.last: str | None = None
+        self.last_step = -1
 
     def write(self, trainer) -> str:
         model = trainer.raw_model
         ids = self.tokenizer.encode(self.prompt) or [self.tokenizer.eot_token]
-        idx = torch.tensor([ids], device=next(model.parameters()).device)  # (1, T)
+        idx = torch.tensor([ids], device=device_of(model))  # (1, T)
         out = generate(
             model, idx, self.n_tokens, temperature=0.8, top_k=40, seed=trainer.config.seed
         )
@@ -156,7 +127,7 @@ class Samples(Callback):
         if trainer.dist.is_main:
             with open(self.path, "a") as f:
                 f.write(f"=== step {trainer.step} ===\n{text}\n\n")
-        trainer.last_sample, trainer.last_sample_step = text, trainer.step
+        self.last, self.last_step = text, trainer.step
         return text
 
     def on_step_end(self, trainer, record):
@@ -164,9 +135,9 @@ class Samples(Callback):
             self.write(trainer)
 
     def on_train_end(self, trainer, result):
-        if result.stopped != "nonfinite" and trainer.last_sample_step != trainer.step:
+        if result.stopped != "nonfinite" and self.last_step != trainer.step:
             self.write(trainer)
-        result.sample = trainer.last_sample
+        result.sample = self.last
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,8 +190,7 @@ class Checkpoints(Callback):
             trainer.save_checkpoint()
 
     def on_eval_end(self, trainer, record):
-        if record["val_loss"] < trainer.best_val:
-            trainer.best_val = record["val_loss"]
+        if trainer.best_step == trainer.step:  # this evaluation set a new best val loss
             trainer.save_checkpoint(best=True)
 
     def on_train_end(self, trainer, result):

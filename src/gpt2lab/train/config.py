@@ -2,7 +2,7 @@
 
 Three layers set it, each overriding the one before:
 
-    dataclass defaults  <  YAML file (--config run.yaml)  <  flags (--lr 3e-4 --model.n_layer 4)
+    dataclass defaults  <  YAML file (--config run.yaml)  <  flags (--lr 3e-4 --model.n-layer 4)
 
 The model is a preset name plus `GPTConfig` field overrides, so an ablation is one dict:
 
@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gpt2lab.config import PRESETS, ConfigError, GPTConfig
+from gpt2lab.config import ConfigError, GPTConfig
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.options import field_types, typed_values
 
 SCHEDULES = ("cosine", "linear", "constant")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
@@ -58,80 +57,100 @@ RESUMABLE_CHANGES = frozenset(
 )
 
 
-def _help(text: str, **kwargs: Any) -> Any:
-    """A dataclass field whose help text is also its `--flag` help."""
-    return field(metadata={"help": text}, **kwargs)
-
-
 @dataclass
 class TrainConfig:
+    """Everything a training run needs. Each field's docstring is its `--flag` help."""
+
     # --- what to train ---------------------------------------------------------------------
-    data: str = _help(
-        "prepared data dir (token shards + meta.json, see `gpt2lab data prepare`)",
-        default="data/stories-4096",
-    )
-    preset: str = _help("model preset: " + ", ".join(PRESETS), default="tiny")
-    model: dict[str, Any] = _help(
-        "GPTConfig overrides, e.g. --model.n_layer 4 (vocab_size defaults to the data's)",
-        default_factory=dict,
-    )
-    init_from: str | None = _help(
-        "start from pretrained weights: gpt2 (hub name) or a model/run dir", default=None
-    )
+    data: str = "data/stories-4096"
+    """prepared data dir (token shards + meta.json, see `gpt2lab data prepare`)"""
+    preset: str = "tiny"
+    """model preset: gpt2, gpt2-medium, gpt2-large, gpt2-xl, tiny, mini"""
+    model: dict[str, Any] = field(default_factory=dict)
+    """GPTConfig overrides over the preset, e.g. --model.n-layer 4 (vocab_size defaults to the
+    data's)"""
+    init_from: str | None = None
+    """start from pretrained weights: gpt2 (hub name) or a model/run dir"""
 
     # --- where -----------------------------------------------------------------------------
-    out_dir: str = _help("parent of run directories", default="runs")
-    name: str | None = _help("run name (default: <data>-<preset>-<time>)", default=None)
+    out_dir: str = "runs"
+    """parent of run directories"""
+    name: str | None = None
+    """run name (default: <data>-<preset>-<time>)"""
 
     # --- batch -----------------------------------------------------------------------------
-    batch_size: int = _help("sequences per micro-batch and rank", default=32)
-    block_size: int | None = _help("tokens per sequence (default: the model's)", default=None)
-    grad_accum: int = _help("micro-batches per optimizer step and rank", default=1)
+    batch_size: int = 32
+    """sequences per micro-batch and rank"""
+    block_size: int | None = None
+    """tokens per sequence (default: the model's)"""
+    grad_accum: int = 1
+    """micro-batches per optimizer step and rank"""
 
     # --- optimisation ----------------------------------------------------------------------
-    max_steps: int = _help("optimizer steps", default=400)
-    lr: float = _help("peak learning rate", default=3e-3)
-    min_lr: float = _help("learning rate at the end of the decay", default=3e-4)
-    warmup_steps: int = _help("linear warmup steps", default=30)
-    decay: str = _help("lr decay after warmup: " + ", ".join(SCHEDULES), default="cosine")
-    decay_steps: int | None = _help(
-        "step where decay reaches min_lr (default: max_steps)", default=None
-    )
-    weight_decay: float = _help("AdamW weight decay on matrices and embeddings", default=0.1)
-    beta1: float = _help("AdamW beta1", default=0.9)
-    beta2: float = _help("AdamW beta2", default=0.95)
-    grad_clip: float = _help("global gradient-norm clip (0 = off)", default=1.0)
+    max_steps: int = 400
+    """optimizer steps"""
+    lr: float = 3e-3
+    """peak learning rate"""
+    min_lr: float = 3e-4
+    """learning rate at the end of the decay"""
+    warmup_steps: int = 30
+    """linear warmup steps"""
+    decay: str = "cosine"
+    """lr decay after warmup: cosine, linear, constant"""
+    decay_steps: int | None = None
+    """step where decay reaches min_lr (default: max_steps)"""
+    weight_decay: float = 0.1
+    """AdamW weight decay on matrices and embeddings"""
+    beta1: float = 0.9
+    """AdamW beta1"""
+    beta2: float = 0.95
+    """AdamW beta2"""
+    grad_clip: float = 1.0
+    """global gradient-norm clip (0 = off)"""
 
     # --- numerics and hardware -------------------------------------------------------------
-    engine: str = _help(
-        "torch (autograd) or numpy (the hand-written backward of gpt2lab.reference; tiny "
-        "models, one CPU process)",
-        default="torch",
-    )
-    device: str = _help("auto, cpu, cuda, cuda:1, mps", default="auto")
-    dtype: str = _help(
-        "float32, float64 (weights and math in double, e.g. to compare engines), or bfloat16 / "
-        "float16 (autocast)",
-        default="float32",
-    )
-    compile: bool = _help("torch.compile the model", default=False)
-    fsdp: bool = _help("shard the model with FSDP (under torchrun)", default=False)
-    seed: int = _help("seed of every random thing", default=1337)
-    threads: int = _help("CPU threads for torch (0 = torch's default)", default=0)
+    engine: str = "torch"
+    """torch (autograd) or numpy (the hand-written backward of gpt2lab.reference; tiny models,
+    one CPU process)"""
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:1, mps"""
+    dtype: str = "float32"
+    """float32, float64 (weights and math in double, e.g. to compare engines), or bfloat16 /
+    float16 (autocast)"""
+    compile: bool = False
+    """torch.compile the model"""
+    fsdp: bool = False
+    """shard the model with FSDP (under torchrun)"""
+    seed: int = 1337
+    """seed of every random thing"""
+    threads: int = 0
+    """CPU threads for torch (0 = torch's default)"""
 
     # --- evaluation, samples, monitoring, checkpoints --------------------------------------
-    log_interval: int = _help("steps between train-loss records", default=10)
-    eval_interval: int = _help("steps between evaluations (0 = only at the end)", default=100)
-    eval_iters: int = _help("val batches per evaluation", default=20)
-    sample_interval: int = _help("steps between samples (0 = only at the end)", default=100)
-    sample_tokens: int = _help("tokens per sample", default=120)
-    sample_prompt: str = _help("prompt of the samples", default="Once upon a time")
-    monitor_interval: int = _help("steps between layer statistics (0 = off)", default=50)
-    checkpoint_interval: int = _help("steps between checkpoints (0 = only at the end)", default=200)
-    keep_last: int = _help("step checkpoints kept (the best-val one is kept too)", default=3)
-    max_nonfinite: int = _help("stop after this many consecutive non-finite steps", default=5)
-    tensorboard: bool = _help("also log to TensorBoard (when installed)", default=True)
-    progress: bool = _help("show a progress bar", default=True)
+    log_interval: int = 10
+    """steps between train-loss records"""
+    eval_interval: int = 100
+    """steps between evaluations (0 = only at the end)"""
+    eval_iters: int = 20
+    """val batches per evaluation"""
+    sample_interval: int = 100
+    """steps between samples (0 = only at the end)"""
+    sample_tokens: int = 120
+    """tokens per sample"""
+    sample_prompt: str = "Once upon a time"
+    """prompt of the samples"""
+    monitor_interval: int = 50
+    """steps between layer statistics (0 = off)"""
+    checkpoint_interval: int = 200
+    """steps between checkpoints (0 = only at the end)"""
+    keep_last: int = 3
+    """step checkpoints kept (the best-val one is kept too)"""
+    max_nonfinite: int = 5
+    """stop after this many consecutive non-finite steps"""
+    tensorboard: bool = True
+    """also log to TensorBoard (when installed)"""
+    progress: bool = True
+    """show a progress bar"""
 
     def __post_init__(self) -> None:
         if isinstance(self.model, GPTConfig):  # a whole GPTConfig is accepted as overrides
@@ -201,7 +220,7 @@ def validate(cfg: TrainConfig) -> None:
 def validate_numpy_engine(cfg: TrainConfig) -> None:
     """What the NumPy engine cannot do: it is one CPU process of plain float32/float64 arrays.
 
-    The model itself (dropout, size) is checked when it is built: `--init_from` decides it.
+    The model itself (dropout, size) is checked when it is built: `--init-from` decides it.
     """
     refusals = (
         (cfg.compile, "--compile is for torch modules; the numpy engine has nothing to compile"),
@@ -224,82 +243,32 @@ def validate_numpy_engine(cfg: TrainConfig) -> None:
 # YAML and flags
 # ---------------------------------------------------------------------------------------------
 
-FIELD_TYPES = typing.get_type_hints(TrainConfig)
-MODEL_TYPES = {k: v for k, v in typing.get_type_hints(GPTConfig).items() if k != "extra"}
+FIELD_TYPES = field_types(TrainConfig)
+MODEL_TYPES = {k: v for k, v in field_types(GPTConfig).items() if k != "extra"}
+"""What `model` overrides may set: every GPTConfig field but the free-form `extra`."""
 
 
-def coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Turn a flag string or YAML value into the field's type: '3e-4' -> 0.0003 for a float.
-
-    Strings are read as YAML scalars first ('true' -> True, '4' -> 4, 'null' -> None).
-    """
-    options = typing.get_args(annotation) if typing.get_origin(annotation) else (annotation,)
-    if isinstance(value, str) and annotation is not str:
-        value = yaml.safe_load(value) if value.strip() else value
-    if isinstance(value, str) and float in options:  # YAML 1.1 reads '3e-4' as a string
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if value is None:
-        if type(None) in options:
-            return None
-        raise GPT2LabError(f"{key} cannot be null")
-    for option in options:
-        if option is bool and isinstance(value, bool):
-            return value
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if option is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
-    raise GPT2LabError(f"{key} must be {wanted}, got {value!r}")
+def model_overrides(values: dict[str, Any], what: str = "model option") -> dict[str, Any]:
+    """GPTConfig overrides, each typed: {"n_layer": "2"} -> {"n_layer": 2}."""
+    return typed_values(MODEL_TYPES, values, what, prefix="model.")
 
 
 def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     """A copy of cfg with `{"lr": "3e-4", "model.n_layer": 4, "model": {...}}` applied.
 
-    Keys are TrainConfig fields, or `model.FIELD` for a GPTConfig field; anything else is an
-    error naming the key (a typo must not pass silently).
+    Keys are TrainConfig fields, or `model.FIELD` for a GPTConfig field; values are typed by
+    `gpt2lab.options` (text from flags or YAML alike); anything else is an error naming the
+    key (a typo must not pass silently).
     """
-    data = cfg.to_dict()
-    data["model"] = dict(data["model"])
-    for key, value in overrides.items():
-        if key == "model":
-            if not isinstance(value, dict):
-                raise GPT2LabError(f"model must be a mapping of GPTConfig fields, got {value!r}")
-            for sub, subvalue in value.items():
-                data["model"][sub] = _model_value(sub, subvalue)
-        elif key.startswith("model."):
-            sub = key.removeprefix("model.")
-            data["model"][sub] = _model_value(sub, value)
-        elif key in FIELD_TYPES:
-            data[key] = coerce(value, FIELD_TYPES[key], key)
-        else:
-            raise GPT2LabError(f"unknown training option {key!r}")
+    overrides = dict(overrides)
+    model = overrides.pop("model", {})
+    if not isinstance(model, dict):
+        raise GPT2LabError(f"model must be a mapping of GPTConfig fields, got {model!r}")
+    model = {**model, **{k[6:]: overrides.pop(k) for k in list(overrides) if k[:6] == "model."}}
+    fields = {k: v for k, v in FIELD_TYPES.items() if k != "model"}
+    data = {**cfg.to_dict(), **typed_values(fields, overrides, "training option")}
+    data["model"] = {**cfg.model, **model_overrides(model)}
     return TrainConfig(**data)
-
-
-def _model_value(name: str, value: Any) -> Any:
-    if name not in MODEL_TYPES:
-        raise GPT2LabError(f"unknown model option 'model.{name}'")
-    return coerce(value, MODEL_TYPES[name], f"model.{name}")
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping of options (a config file or a run's config.yaml)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GPT2LabError(f"no such config file: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise GPT2LabError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise GPT2LabError(f"{path} must hold a mapping of options, got {type(data).__name__}")
-    return data
 
 
 def to_yaml(cfg: TrainConfig) -> str:

@@ -1,6 +1,6 @@
 """`gpt2lab train --engine numpy`: the Trainer's loop with the hand-written NumPy math.
 
-The loop is the torch engine's own (`loop.Trainer`): the same TokenLoader batches in the same
+The loop is the torch engine's own (`trainer.Trainer`): the same TokenLoader batches in the same
 order, the same lr schedule, the same metrics.jsonl records, evaluations and checkpoints.
 Only the math of a step changes hands, and none of it is autograd:
 
@@ -35,7 +35,7 @@ from gpt2lab.reference.numpy_optim import adamw_init, adamw_step, clip_grad_norm
 from gpt2lab.train import checkpoint as ckpt
 from gpt2lab.train.config import TrainConfig
 from gpt2lab.train.distributed import Dist
-from gpt2lab.train.loop import count_targets
+from gpt2lab.train.engine import count_targets
 
 MAX_PARAMS = 10_000_000
 """The tiny preset with any vocabulary (1.3M parameters with 4096 tokens, 7.2M with GPT-2's
@@ -82,7 +82,7 @@ def check_model(model: GPT, dist: Dist) -> None:
 
 
 class NumpyEngine:
-    """The engine interface of `loop.TorchEngine`, on NumPy arrays (see the module docstring)."""
+    """The engine interface of `engine.TorchEngine`, on NumPy arrays (see the module docstring)."""
 
     def __init__(self, config: TrainConfig, model: GPT, dist: Dist) -> None:
         check_model(model, dist)

@@ -23,6 +23,7 @@ from gpt2lab.errors import GPT2LabError
 from gpt2lab.interp.heads import ROLE_RULES, classify_heads, compute_head_scores, uniform_distance
 from gpt2lab.interp.interventions import ablate_heads, check_head
 from gpt2lab.interp.texts import probe_text_set
+from gpt2lab.model import context_limit, device_of
 
 
 class TooLong(GPT2LabError):
@@ -76,9 +77,8 @@ class Explorer:
     def max_tokens(self) -> int:
         """The cap on tokens: the explorer's, and the context when positions are learned."""
         config = self.model.config
-        if config.pos_encoding == "learned":
-            return min(self.limits.max_tokens, config.block_size)
-        return self.limits.max_tokens
+        limit = context_limit(config)
+        return self.limits.max_tokens if limit is None else min(self.limits.max_tokens, limit)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`; a typed `<|endoftext|>` is the special token."""
@@ -123,7 +123,7 @@ class Explorer:
     # --- model calls ----------------------------------------------------------------------------
 
     def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        return device_of(self.model)
 
     @torch.no_grad()
     def _run(self, ids: list[int], ablate: list[Head], names=None):

@@ -23,7 +23,8 @@ import math
 import threading
 from pathlib import Path
 
-from gpt2lab.train.metrics import curve, layer_matrix, read_metrics
+from gpt2lab.plots.training import curve, layer_matrix
+from gpt2lab.train.metrics import read_metrics
 
 MAX_POINTS = 2000
 MAX_LOG_PPL = 20.0

@@ -1,9 +1,10 @@
-"""What the loop needs to know about its data: where, which tokenizer, how many tokens.
+"""A prepared data directory read back, and the default `stories` corpus prepared in one call.
 
-The prepared directory itself (shards + meta.json, `gpt2lab.data.prepare`) and its batches
-(`gpt2lab.data.loader.TokenLoader`) belong to the data package; this module only reads
-meta.json, prepares the default `stories` corpus when it is missing, and checks that data,
-tokenizer and model agree.
+`read_data_spec(DIR)` -> `DataSpec`: where the shards are, which tokenizer made them (its
+directory, whose files go into every checkpoint), how many tokens it has. `prepare_stories`
+trains a small BPE vocabulary on the embedded stories and tokenizes them: what `gpt2lab train`
+does once when its default data is missing. The shards themselves are `prepare.py`'s, their
+batches `loader.py`'s.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gpt2lab.data.prepare import META, prepare, read_meta
+from gpt2lab.data.stories import generate_text
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.tokenizer import get_tokenizer
+from gpt2lab.tokenizer import get_tokenizer, train_tokenizer
 from gpt2lab.tokenizer.vocab import find_files
 
 DEFAULT_DATA = "data/stories-4096"
@@ -49,6 +52,11 @@ class DataSpec:
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "tokenizer": self.meta["tokenizer"]}
 
+    @staticmethod
+    def exists(path: Path) -> bool:
+        """Whether `path` holds prepared data (its meta.json)."""
+        return (Path(path) / META).is_file()
+
 
 def prepare_stories(
     directory: str | Path,
@@ -63,10 +71,6 @@ def prepare_stories(
     The vocabulary goes to DIR/tokenizer/ (encoder.json, vocab.bpe), the shards and meta.json
     to DIR. Everything is seeded, so the same arguments give the same files.
     """
-    from gpt2lab.data.prepare import prepare
-    from gpt2lab.data.stories import generate_text
-    from gpt2lab.tokenizer import train_tokenizer
-
     directory = Path(directory)
     tokenizer_dir = directory / "tokenizer"
     tokenizer_dir.mkdir(parents=True, exist_ok=True)
@@ -94,21 +98,8 @@ def resolve_tokenizer_dir(data_dir: Path, meta: dict[str, Any]) -> Path | None:
     raise GPT2LabError(f"{data_dir} was prepared with tokenizer {spec}, which is not found")
 
 
-def open_data(cfg, dist) -> DataSpec:
-    """The prepared data of a run; the default stories corpus is prepared when missing."""
-    from gpt2lab.data.prepare import META, read_meta
-    from gpt2lab.train.distributed import barrier
-
-    path = Path(cfg.data)
-    if not (path / META).is_file():
-        if cfg.data != DEFAULT_DATA:
-            hint = "" if path.is_dir() else " (no such directory)"
-            raise GPT2LabError(
-                f"no prepared data in {path}{hint}; run `gpt2lab data prepare SOURCE --out {path}`"
-            )
-        if dist.is_main:
-            print(f"preparing the stories corpus in {path} (once)")
-            prepare_stories(path, progress=True)
-        barrier(dist)
+def read_data_spec(path: str | Path) -> DataSpec:
+    """The DataSpec of a prepared directory (GPT2LabError when it is not one)."""
+    path = Path(path)
     meta = read_meta(path)
     return DataSpec(path=path, meta=meta, tokenizer_dir=resolve_tokenizer_dir(path, meta))

@@ -1,4 +1,4 @@
-"""Model commands: `gpt2lab verify` and `gpt2lab convert`."""
+"""`gpt2lab verify`: a GPT against transformers, the NumPy reference and itself."""
 
 from __future__ import annotations
 
@@ -28,20 +28,6 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=2, help="sequences (default: 2)")
     p.set_defaults(func=cmd_verify)
 
-    p = subparsers.add_parser(
-        "convert",
-        help="convert weights between Hugging Face and gpt2lab layouts",
-        description=(
-            "Load a model (local directory in HF or gpt2lab layout, or a hub name) and write it "
-            "to --out: Hugging Face layout when GPT2LMHeadModel can hold the architecture "
-            "(--to auto or hf), else gpt2lab's own format."
-        ),
-    )
-    p.add_argument("source", help="model directory or hub name")
-    p.add_argument("--out", required=True, help="directory to write")
-    p.add_argument("--to", choices=("auto", "hf", "gpt2lab"), default="auto", help="target layout")
-    p.set_defaults(func=cmd_convert)
-
 
 def cmd_verify(args: argparse.Namespace) -> int:
     import torch
@@ -49,12 +35,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from gpt2lab.config import GPTConfig
     from gpt2lab.errors import GPT2LabError
     from gpt2lab.model import GPT
+    from gpt2lab.pretrained import load_pretrained
     from gpt2lab.verify import TABLE_HEADER, format_row, run_checks
 
     if args.seq_len < 1 or args.batch_size < 1:
         raise GPT2LabError("--seq-len and --batch-size must be at least 1")
     if args.model:
-        model = GPT.from_pretrained(args.model)
+        model = load_pretrained(args.model)
         what = args.model
     else:
         torch.manual_seed(args.seed)
@@ -69,26 +56,3 @@ def cmd_verify(args: argparse.Namespace) -> int:
     failed = [r.name for r in results if not r.passed]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
-
-
-def cmd_convert(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from gpt2lab.pretrained import (
-        copy_tokenizer_files,
-        load_pretrained,
-        resolve_model_dir,
-        save_pretrained,
-    )
-
-    source = resolve_model_dir(args.source)
-    model = load_pretrained(source)
-    fmt = save_pretrained(model, args.out, format=args.to)
-    copied = copy_tokenizer_files(source, Path(args.out))
-    reasons = model.config.hf_incompatibilities()
-    why = (
-        f" (Hugging Face cannot hold {', '.join(reasons)})" if fmt == "gpt2lab" and reasons else ""
-    )
-    vocab = f", with its tokenizer ({', '.join(copied)})" if copied else ""
-    print(f"wrote {args.out} in {fmt} layout{why}{vocab}")
-    return 0

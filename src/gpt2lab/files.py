@@ -1,0 +1,42 @@
+"""Writing files so that a reader (or a crash) never sees half of one. Leaf: stdlib only.
+
+>>> atomic_write_text(Path("result.json"), "{}")   # doctest: +SKIP
+
+The content goes to a temporary file in the same directory, is fsynced, then renamed over the
+target (`os.replace` is atomic on one file system): the path holds the old file or the whole
+new one, never a torn write. Checkpoint *directories* use the same idea one level up
+(train/checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
+    """Call `write(temporary_path)`, fsync what it wrote, then rename it onto `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """`path.write_text(text)` (UTF-8), atomically."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """`path.write_bytes(data)`, atomically."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

@@ -1,0 +1,263 @@
+"""A training run from the outside: `train(config) -> RunResult`.
+
+>>> result = train(TrainConfig(data="data/stories", preset="tiny", max_steps=200))
+>>> result.val_loss, result.checkpoint        # doctest: +SKIP
+
+What happens around the loop (trainer.py): the run directory `out_dir/name` (refused when it
+exists, unless resuming), the prepared data (the default stories corpus is prepared once
+when missing), the model (seeded so that every rank starts from the same weights, then each
+rank its own dropout stream; or pretrained weights with `init_from`), the standard
+callbacks, SIGINT/SIGTERM answered by a checkpoint, and `--resume` (the latest complete
+checkpoint, a config that may differ only in what does not change the trajectory, and
+metrics.jsonl cut back to the checkpoint's step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gpt2lab.data.prepared import DEFAULT_DATA, DataSpec, prepare_stories, read_data_spec
+from gpt2lab.errors import GPT2LabError
+from gpt2lab.files import atomic_write_text
+from gpt2lab.model import GPT
+from gpt2lab.options import load_yaml
+from gpt2lab.pretrained import import_state_dict, read_config, read_weights, resolve_model_dir
+from gpt2lab.tokenizer import get_tokenizer
+from gpt2lab.train import checkpoint as ckpt
+from gpt2lab.train import distributed as D
+from gpt2lab.train.callbacks import (
+    Checkpoints,
+    MetricsFile,
+    Monitor,
+    Progress,
+    Samples,
+    TensorBoard,
+    Timer,
+)
+from gpt2lab.train.config import TrainConfig, apply_overrides, to_yaml, trajectory_changes
+from gpt2lab.train.engine import check_dtype, param_dtype
+from gpt2lab.train.trainer import Callback, RunResult, Trainer
+
+# ---------------------------------------------------------------------------------------------
+# Data and model
+# ---------------------------------------------------------------------------------------------
+
+
+def open_data(cfg: TrainConfig, dist: D.Dist) -> DataSpec:
+    """The prepared data of a run; the default stories corpus is prepared when missing."""
+    path = Path(cfg.data)
+    if not DataSpec.exists(path):
+        if cfg.data != DEFAULT_DATA:
+            hint = "" if path.is_dir() else " (no such directory)"
+            raise GPT2LabError(
+                f"no prepared data in {path}{hint}; run `gpt2lab data prepare SOURCE --out {path}`"
+            )
+        if dist.is_main:
+            print(f"preparing the stories corpus in {path} (once)")
+            prepare_stories(path, progress=True)
+        D.barrier(dist)
+    return read_data_spec(path)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: TrainConfig, data: DataSpec) -> GPT:
+    """A fresh GPT for the data's vocabulary, or pretrained weights (`init_from`)."""
+    if cfg.init_from:
+        return pretrained_model(cfg, data)
+    model = GPT(cfg.model_config(vocab_size=data.n_vocab))
+    if model.config.vocab_size < data.n_vocab:
+        raise GPT2LabError(
+            f"the data's tokenizer has {data.n_vocab} tokens but model.vocab_size is "
+            f"{model.config.vocab_size}; drop --model.vocab-size or prepare the data with the "
+            "model's tokenizer"
+        )
+    return model
+
+
+def pretrained_model(cfg: TrainConfig, data: DataSpec) -> GPT:
+    """Weights to fine-tune: the data must use the tokenizer the weights were trained with.
+
+    A directory with encoder.json/vocab.bpe (a gpt2lab checkpoint) names its tokenizer; a hub
+    name or a bare Hugging Face directory means GPT-2's. Only model.dropout may be changed.
+    """
+    changed = sorted(set(cfg.model) - {"dropout"})
+    if changed:
+        raise GPT2LabError(f"with --init-from the model is fixed; cannot set model.{changed[0]}")
+    directory = resolve_model_dir(cfg.init_from)
+    try:
+        tokenizer = get_tokenizer(str(directory))
+    except GPT2LabError:
+        tokenizer = get_tokenizer("gpt2")
+    if tokenizer.identity != data.tokenizer_identity:
+        raise GPT2LabError(
+            f"{cfg.init_from} was trained with tokenizer {tokenizer.name} but {data.path} was "
+            f"prepared with {data.meta['tokenizer']['name']}; prepare the data with the same one"
+        )
+    model = GPT(read_config(directory).replace(**cfg.model))
+    import_state_dict(model, read_weights(directory))
+    return model
+
+
+def check_block_size(cfg: TrainConfig, model: GPT) -> int:
+    block = cfg.block_size or model.config.block_size
+    if model.config.pos_encoding == "learned" and block > model.config.block_size:
+        raise GPT2LabError(
+            f"block_size {block} is larger than the model's {model.config.block_size} "
+            "learned positions; lower --block-size or raise --model.block-size"
+        )
+    return block
+
+
+def prepare_model(
+    cfg: TrainConfig, data: DataSpec, dist: D.Dist, resume_from: Path | None = None
+) -> GPT:
+    """The run's model in its training dtype: the same initial weights on every rank (FSDP
+    needs it), then each rank seeded for its own dropout stream; a checkpoint's weights when
+    resuming."""
+    check_dtype(dist.device, cfg.dtype)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, data).to(param_dtype(cfg.dtype))
+    seed_everything(cfg.seed + dist.rank)
+    if resume_from is not None:
+        ckpt.load_model_weights(model, resume_from)
+    return model
+
+
+@contextlib.contextmanager
+def stop_on_signals(trainer: Trainer):
+    """SIGINT/SIGTERM: finish the step, checkpoint, return. A second signal acts as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum, frame):
+        trainer.request_stop("signal")
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run directories and the public entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def default_name(cfg: TrainConfig) -> str:
+    return f"{Path(cfg.data).name}-{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """The config of an existing run, with changes that do not alter the trajectory."""
+    if not (run_dir / "config.yaml").is_file():
+        raise GPT2LabError(f"cannot resume {run_dir}: it has no config.yaml")
+    saved = apply_overrides(TrainConfig(), load_yaml(run_dir / "config.yaml"))
+    wanted = apply_overrides(saved, overrides or {})
+    changed = trajectory_changes(saved, wanted)
+    if changed:
+        raise GPT2LabError(
+            f"cannot resume {run_dir} with a different config ({', '.join(changed[:4])} changed); "
+            "start a new run instead"
+        )
+    return wanted.replace(name=run_dir.name, out_dir=str(run_dir.parent))
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop records after `step` (they will be written again by the resumed run)."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+def default_callbacks(cfg: TrainConfig, run_dir: Path, data: DataSpec) -> list[Callback]:
+    callbacks: list[Callback] = [Timer(), MetricsFile(run_dir / "metrics.jsonl")]
+    if cfg.tensorboard:
+        with contextlib.suppress(ImportError):
+            callbacks.append(TensorBoard(run_dir / "tensorboard"))
+    if cfg.progress:
+        callbacks.append(Progress())
+    if cfg.monitor_interval:
+        callbacks.append(Monitor(cfg.monitor_interval))
+    callbacks.append(
+        Samples(
+            run_dir / "samples.txt",
+            data.tokenizer(),
+            cfg.sample_prompt,
+            cfg.sample_tokens,
+            cfg.sample_interval,
+        )
+    )
+    callbacks.append(Checkpoints(cfg.checkpoint_interval))
+    return callbacks
+
+
+def train(
+    config: TrainConfig,
+    callbacks: list[Callback] = (),
+    *,
+    resume: bool = False,
+) -> RunResult:
+    """Train (or, with resume=True, continue) the run `config.out_dir/config.name`.
+
+    Returns what the run reached. A divergence (max_nonfinite non-finite steps in a row) is
+    not an exception: `result.stopped == "nonfinite"` and `result.nonfinite` says where.
+    Under torchrun every rank calls this; only rank 0 writes.
+    """
+    dist = D.setup(config.device)
+    try:
+        if config.fsdp and not dist.enabled:
+            raise GPT2LabError(
+                "--fsdp shards over processes: launch with torchrun --nproc_per_node N"
+            )
+        name = config.name or default_name(config)
+        config = config.replace(name=name)
+        run_dir = Path(config.out_dir) / name
+        checkpoints = run_dir / "checkpoints"
+        resume_from = None
+        if resume:
+            if dist.is_main:
+                ckpt.recover(checkpoints)
+            D.barrier(dist)
+            resume_from = ckpt.latest(checkpoints)
+        elif (run_dir / "config.yaml").exists():
+            raise GPT2LabError(
+                f"run {run_dir} already exists; continue it with --resume {run_dir} "
+                "or choose another --name"
+            )
+        data = open_data(config, dist)
+        trainer_callbacks = [*default_callbacks(config, run_dir, data), *callbacks]
+        model = prepare_model(config, data, dist, resume_from)
+        trainer = Trainer(config, run_dir, dist, data, trainer_callbacks, resume_from, model)
+        if dist.is_main:  # only now: a config that fails its checks leaves no run behind
+            (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(to_yaml(config))
+        if dist.is_main and resume:
+            truncate_metrics(run_dir / "metrics.jsonl", trainer.step)
+        return trainer.fit(guard=stop_on_signals(trainer))
+    finally:
+        D.teardown(dist)
