@@ -30,7 +30,6 @@ from gpt2lab.errors import GPT2LabError
 from gpt2lab.evaluate import score_continuations
 from gpt2lab.generate import SamplingConfig, TextStream, stream
 from gpt2lab.pretrained import load_model_and_tokenizer
-from gpt2lab.train.distributed import resolve_device
 
 
 @register_model("gpt2lab")
@@ -54,7 +53,7 @@ class GPT2LabLM(TemplateLM):
     ) -> None:
         super().__init__()
         if model is None:
-            model, tokenizer, _ = load_model_and_tokenizer(pretrained, resolve_device(device))
+            model, tokenizer, _ = load_model_and_tokenizer(pretrained, device)
         elif tokenizer is None:
             raise GPT2LabError("pass the model's tokenizer along with model=")
         self.model = model

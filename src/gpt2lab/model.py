@@ -460,6 +460,25 @@ def context_limit(config: GPTConfig) -> int | None:
     return config.block_size if config.pos_encoding == "learned" else None
 
 
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """'auto' -> cuda:LOCAL_RANK when a GPU is there, else mps, else cpu."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GPT2LabError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GPT2LabError(f"device {name} asked for, but CUDA is not available here")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
 def device_of(model: nn.Module) -> torch.device:
     """The device a model's weights live on (its first parameter's)."""
     return next(model.parameters()).device

@@ -32,7 +32,7 @@ import torch
 from gpt2lab.config import ConfigError, GPTConfig
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.files import atomic_write
-from gpt2lab.model import GPT, device_of
+from gpt2lab.model import GPT, device_of, resolve_device
 from gpt2lab.tokenizer import get_tokenizer
 from gpt2lab.tokenizer.vocab import FILE_LAYOUTS
 
@@ -375,7 +375,11 @@ def load_model_and_tokenizer(
     runs_dir: str | Path = "runs",
 ):
     """(model, tokenizer, description) for `gpt2`, a model directory, a run, or None (the
-    newest local run). The model is in eval mode, in the inference layout on CPU."""
+    newest local run). The model is in eval mode, in the inference layout on CPU. `device`:
+    a torch device or its name (auto, cpu, cuda, cuda:N, mps); one that is not here is a
+    GPT2LabError."""
+    if isinstance(device, str):
+        device = resolve_device(device)
     target, description = resolve_model_name(name, runs_dir)
     directory = resolve_model_dir(target)
     tokenizer = tokenizer_for(directory, read_config(directory).vocab_size)

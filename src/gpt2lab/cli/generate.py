@@ -40,6 +40,7 @@ def register(subparsers) -> None:
 def cmd_generate(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
     from gpt2lab.generate import SamplingConfig, TextStream, stream
+    from gpt2lab.model import device_of
     from gpt2lab.pretrained import load_model_and_tokenizer
 
     if not args.prompt:
@@ -56,7 +57,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"using {description}", file=sys.stderr)
     import torch
 
-    prompt = torch.tensor([tokenizer.encode_ordinary(args.prompt)], device=args.device)
+    prompt = torch.tensor([tokenizer.encode_ordinary(args.prompt)], device=device_of(model))
     for sample in range(args.num_samples):
         if args.num_samples > 1:
             print(f"--- sample {sample + 1} ---")

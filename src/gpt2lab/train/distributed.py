@@ -23,7 +23,7 @@ import torch
 import torch.distributed as td
 from torch import nn
 
-from gpt2lab.errors import GPT2LabError
+from gpt2lab.model import resolve_device
 
 
 @dataclass(frozen=True)
@@ -41,25 +41,6 @@ class Dist:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """'auto' -> cuda:LOCAL_RANK when a GPU is there, else mps, else cpu."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise GPT2LabError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GPT2LabError(f"device {name} asked for, but CUDA is not available here")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    return device
 
 
 def setup(device: str = "auto") -> Dist:
