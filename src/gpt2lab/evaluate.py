@@ -269,6 +269,11 @@ def tokens_of_shards(directory: Path, tokenizer, split: str) -> EvalTokens:
             f"{tokenizer.identity}"
         )
     ids = np.concatenate([np.asarray(s, dtype=np.int64) for s in shards]) if shards else []
+    if len(ids) and ids.max() >= tokenizer.n_vocab:
+        raise GPT2LabError(
+            f"{directory} holds token id {ids.max()}, past the model's vocabulary of "
+            f"{tokenizer.n_vocab}: it was prepared with another tokenizer"
+        )
     if len(ids) < 2:
         raise GPT2LabError(f"{directory} split {split!r} has fewer than 2 tokens to evaluate")
     n_bytes = int(byte_lengths(tokenizer)[ids[1:]].sum())

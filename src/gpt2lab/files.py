@@ -1,4 +1,5 @@
-"""Writing files so that a reader (or a crash) never sees half of one. Leaf: stdlib only.
+"""Reading and writing files so that a reader (or a crash) never sees half of one, and a bad
+file or path is one clear line. Imports only gpt2lab.errors.
 
 >>> atomic_write_text(Path("result.json"), "{}")   # doctest: +SKIP
 
@@ -15,6 +16,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from gpt2lab.errors import GPT2LabError
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Call `write(temporary_path)`, fsync what it wrote, then rename it onto `path`."""
@@ -29,6 +32,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    return path
+
+
+def read_utf8(path: str | os.PathLike) -> str:
+    """A text file's content, bytes decoded as UTF-8 without newline translation; a file that
+    is not UTF-8 is a GPT2LabError naming it (a UnicodeDecodeError says neither which file
+    nor what to do)."""
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise GPT2LabError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
+def writable_dir(path: str | os.PathLike) -> Path:
+    """`path` as a folder that exists, made now, before any long work that would write there.
+
+    A path under a regular file ('notes.txt/out') fails here, at once, with an OSError naming
+    it, rather than after minutes of computing.
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 

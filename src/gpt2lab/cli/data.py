@@ -85,10 +85,16 @@ def data_stories(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gpt2lab.data.stories import generate_text, write_probes
+    from gpt2lab.errors import GPT2LabError
+    from gpt2lab.files import atomic_write_text
 
+    if args.bytes < 1:
+        raise GPT2LabError(f"--bytes must be a positive number, got {args.bytes}")
+    if args.probes and args.probe_count < 1:
+        raise GPT2LabError(f"--probe-count must be a positive number, got {args.probe_count}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(generate_text(args.bytes, seed=args.seed) + "\n", encoding="utf-8")
+    atomic_write_text(out, generate_text(args.bytes, seed=args.seed) + "\n")
     print(f"wrote {out.stat().st_size:,} bytes of stories to {out}")
     if args.probes:
         path = write_probes(args.probes, args.probe_count, args.seed, args.tokenizer)

@@ -50,9 +50,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise GPT2LabError(f"--batch-size must be at least 1, got {args.batch_size}")
     from gpt2lab import evaluate as ev
+    from gpt2lab.files import atomic_write_text, writable_dir
     from gpt2lab.pretrained import load_model_and_tokenizer
 
-    # Read the inputs first: a bad file is reported before the model is loaded.
+    # Check the output place and read the inputs first: a bad path or file is reported before
+    # the model is loaded.
+    if args.out:
+        writable_dir(Path(args.out).parent)
     model_ref = args.model
     texts = ev.read_documents(Path(args.last_word), jsonl=True) if args.last_word else None
     records = ev.read_probe_records(args.cloze or None) if args.cloze is not None else None
@@ -66,7 +70,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             ev.load_eval_tokens(args.data, tokenizer, args.split), args.max_tokens, tokenizer
         )
         result = ev.perplexity(
-            model, tokens, args.context, args.stride, args.batch_size, progress=True
+            model, tokens, args.context, args.stride, args.batch_size, progress=sys.stderr.isatty()
         )
         results["perplexity"] = result.to_dict()
     if texts is not None:
@@ -75,8 +79,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         results["cloze"] = ev.cloze_score(model, tokenizer, records, args.batch_size)
     print(format_table(results))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(results, indent=2))
+        atomic_write_text(args.out, json.dumps(results, indent=2))
         print(f"wrote {args.out}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from gpt2lab.cli.flags import MODEL_HELP
@@ -41,12 +42,14 @@ def register(subparsers) -> None:
 
 def cmd_heads(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
+    from gpt2lab.files import writable_dir
     from gpt2lab.interp.report import build_heads_report, write_heads_report
     from gpt2lab.interp.texts import file_text_set, pack, probe_text_set
     from gpt2lab.pretrained import load_model_and_tokenizer
 
     if args.probes < 1 or args.examples < 0:
         raise GPT2LabError("--probes must be at least 1 and --examples at least 0")
+    writable_dir(args.out)  # before minutes of scoring
     model, tokenizer, name = load_model_and_tokenizer(args.model)
     context = min(model.config.block_size, 256)
     if args.texts:
@@ -55,7 +58,9 @@ def cmd_heads(args: argparse.Namespace) -> int:
         texts = probe_text_set(tokenizer, args.probes, args.seed, max_tokens=context)
         separator = tokenizer.encode("\n\n")
         texts = pack(texts, context, separator, tokenizer.decode(separator))
-    report = build_heads_report(model, texts, ablation=args.ablation, n_examples=args.examples)
+    report = build_heads_report(
+        model, texts, ablation=args.ablation, n_examples=args.examples, progress=sys.stderr.isatty()
+    )
     path = write_heads_report(report, Path(args.out), name)
     print(f"{len(report.roles)} head roles found in {name}; wrote {path}")
     for role in report.roles:

@@ -31,6 +31,7 @@ def register(subparsers) -> None:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
+    from gpt2lab.files import writable_dir
     from gpt2lab.interp.heads import check_fits
     from gpt2lab.interp.interventions import check_head
     from gpt2lab.interp.report import inspect_text
@@ -42,6 +43,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise GPT2LabError("--top-k must be at least 1")
     if not args.text.strip():
         raise GPT2LabError("empty --text: give a text to look at")
+    writable_dir(args.out)
     model, tokenizer, name = load_model_and_tokenizer(args.model)
     if args.layer is not None:
         check_head(model, args.layer, args.head)

@@ -17,6 +17,8 @@ import itertools
 import json
 import multiprocessing
 import random
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -108,11 +110,17 @@ def prepare(
     """Tokenize `source` into `out`/{train,val}_NNNNNN.bin shards and write meta.json.
 
     `max_tokens` caps the total (the stories source defaults to 5M tokens). Returns the meta.
+    The new dataset is built in a temporary sibling of `out` and moved in only when complete:
+    a source that fails half-way (an undecodable file, Ctrl+C) leaves `out` as it was.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise GPT2LabError(f"val fraction must be in [0, 1), got {val_fraction}")
     if shard_tokens < 1:
         raise GPT2LabError(f"shard size must be a positive number of tokens, got {shard_tokens}")
+    if max_tokens is not None and max_tokens < 1:
+        raise GPT2LabError(f"max tokens must be a positive number, got {max_tokens}")
+    if workers < 1:
+        raise GPT2LabError(f"workers must be at least 1, got {workers}")
     tok = get_tokenizer(tokenizer, backend)
     token_dtype = dtype_for(tok.n_vocab, dtype)
     if max_tokens is None and is_endless(source):
@@ -123,19 +131,72 @@ def prepare(
     first = next(documents, None)
     if first is None:
         raise GPT2LabError(f"source {source} has no text (empty input)")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / META).unlink(missing_ok=True)  # until the new meta is written, the dir is unprepared
-    for stale in itertools.chain(out.glob("train_*.bin"), out.glob("val_*.bin")):
-        stale.unlink()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        splits = write_shards(
+            itertools.chain([first], documents),
+            building,
+            tok,
+            tokenizer,
+            backend=backend,
+            token_dtype=token_dtype,
+            val_fraction=val_fraction,
+            seed=seed,
+            max_tokens=max_tokens,
+            shard_tokens=shard_tokens,
+            workers=workers,
+            progress=progress,
+        )
+        meta = {
+            "format": FORMAT,
+            "version": 1,
+            "source": source,
+            "tokenizer": {
+                "name": tok.name,
+                "identity": tok.identity,
+                "n_vocab": tok.n_vocab,
+                "eot_token": tok.eot_token,
+                "spec": str(tokenizer),
+            },
+            "dtype": token_dtype,
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "max_tokens": max_tokens,
+            "splits": splits,
+        }
+        atomic_write_text(building / META, json.dumps(meta, indent=2) + "\n")
+        swap_in(building, out)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return meta
 
-    writers = {name: ShardWriter(out, name, token_dtype, shard_tokens) for name in ("train", "val")}
+
+def write_shards(
+    documents: Iterable[str],
+    directory: Path,
+    tok,
+    tokenizer: str,
+    *,
+    backend: str,
+    token_dtype: str,
+    val_fraction: float,
+    seed: int,
+    max_tokens: int | None,
+    shard_tokens: int,
+    workers: int,
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """Tokenize `documents` into `directory`/{train,val}_NNNNNN.bin; the splits' meta."""
+    writers = {
+        name: ShardWriter(directory, name, token_dtype, shard_tokens) for name in ("train", "val")
+    }
     rng = random.Random(seed)
     eot = np.array([tok.eot_token], dtype=np.int64)
     bar = _progress_bar(max_tokens, progress)
     held: np.ndarray | None = None  # the last train document, kept back in case val stays empty
     total = 0
-    encoded = encode_documents(itertools.chain([first], documents), tokenizer, backend, workers)
-    for ids in encoded:
+    for ids in encode_documents(documents, tokenizer, backend, workers):
         tokens = np.concatenate([eot, np.asarray(ids, dtype=np.int64)])
         if max_tokens is not None and total + tokens.size > max_tokens:
             tokens = tokens[: max_tokens - total]
@@ -161,29 +222,23 @@ def prepare(
             writers["val" if val_empty else "train"].add(held)
     for writer in writers.values():
         writer.close()
-
-    meta = {
-        "format": FORMAT,
-        "version": 1,
-        "source": source,
-        "tokenizer": {
-            "name": tok.name,
-            "identity": tok.identity,
-            "n_vocab": tok.n_vocab,
-            "eot_token": tok.eot_token,
-            "spec": str(tokenizer),
-        },
-        "dtype": token_dtype,
-        "seed": seed,
-        "val_fraction": val_fraction,
-        "max_tokens": max_tokens,
-        "splits": {
-            name: {"documents": w.documents, "tokens": w.tokens, "shards": w.shards}
-            for name, w in writers.items()
-        },
+    return {
+        name: {"documents": w.documents, "tokens": w.tokens, "shards": w.shards}
+        for name, w in writers.items()
     }
-    atomic_write_text(out / META, json.dumps(meta, indent=2) + "\n")
-    return meta
+
+
+def swap_in(built: Path, out: Path) -> None:
+    """Move a finished dataset from `built` into `out`, replacing the shards and meta.json of
+    an earlier one (other files in `out` stay). meta.json moves last: until then `out` reads
+    as unprepared, never as a mix of two datasets."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / META).unlink(missing_ok=True)
+    for stale in itertools.chain(out.glob("train_*.bin"), out.glob("val_*.bin")):
+        stale.unlink()
+    for shard in sorted(built.glob("*.bin")):
+        shard.replace(out / shard.name)
+    (built / META).replace(out / META)
 
 
 def _progress_bar(total: int | None, enabled: bool):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.files import read_utf8
 from gpt2lab.plots.training import training_figures
 
 
@@ -33,7 +34,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise GPT2LabError(f"{run_dir} is not a training run (no metrics.jsonl)")
     records = []
-    for line in path.read_text().splitlines():
+    for line in read_utf8(path).splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
