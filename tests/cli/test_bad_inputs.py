@@ -261,6 +261,33 @@ BAD_INPUTS = [
     ),
     ("ablate-seeds-zero", "ablate --seeds 0 --data {D}", "seeds must be >= 1"),
     ("ablate-report-only-nothing", "ablate --report-only --out {X}", "is not an ablation suite"),
+    ("serve-max-tokens-negative", "serve --model {M} --max-tokens -1", "--max-tokens"),
+    ("generate-top-k-negative", "generate --model {M} --prompt hi --top-k -1", "top_k"),
+    ("eval-context-zero", "eval --model {M} --data {F} --context 0", "context"),
+    (
+        "heads-no-probes",
+        "heads --model {M} --probes 0 --out out/heads",
+        "--probes must be at least 1",
+    ),
+    (
+        "prepare-out-is-a-file",
+        "data prepare --source stories --out {F} --max-tokens 100",
+        "notes.txt is a file, not a folder",
+    ),
+    (
+        "tokenizer-out-is-a-file",
+        "tokenizer train --input stories.txt --vocab-size 300 --out {F}",
+        "notes.txt is a file, not a folder",
+    ),
+    ("convert-out-is-a-file", "convert {M} --out {F}", "notes.txt is a file, not a folder"),
+    ("plot-out-is-a-file", "plot {R} --out {F}", "notes.txt is a file, not a folder"),
+    ("ablate-jobs-zero", "ablate --jobs 0 --data {D}", "jobs"),
+    ("ablate-steps-negative", "ablate --steps -1 --data {D}", "steps"),
+    (
+        "ablate-out-is-a-file",
+        "ablate --out {F} --only baseline --seeds 1 --steps 2 --data {D}",
+        "notes.txt is a file, not a folder",
+    ),
 ]
 
 NAMES = {

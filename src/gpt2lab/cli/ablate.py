@@ -80,7 +80,7 @@ def run_ablate(args: argparse.Namespace) -> int:
         seeds=o.seeds,
         budget=budget,
         out=o.out,
-        jobs=o.jobs or default_jobs(o.device),
+        jobs=default_jobs(o.device) if o.jobs is None else o.jobs,
         threads=o.threads,
         device=o.device,
     )
