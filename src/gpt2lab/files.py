@@ -1,4 +1,5 @@
-"""Writing files so that a reader (or a crash) never sees half of one. Leaf: stdlib only.
+"""Writing files so that a reader (or a crash) never sees half of one, and reading text back
+with a one-line error. Leaf: stdlib and gpt2lab.errors only.
 
 >>> atomic_write_text(Path("result.json"), "{}")   # doctest: +SKIP
 
@@ -14,6 +15,8 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from gpt2lab.errors import GPT2LabError
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
@@ -40,3 +43,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """`path.write_bytes(data)`, atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """`path.read_text()` as UTF-8; a file that is not UTF-8 is a one-line GPT2LabError."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise GPT2LabError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
