@@ -165,6 +165,8 @@ def test_resume_refusals_leave_the_run_untouched(tiny_config, capsys, tmp_path):
     refused("mapping")
     (run / "config.yaml").write_bytes(b"lr: \xff\n")
     refused("config.yaml is not UTF-8")
+    (run / "config.yaml").write_text("lr: 0.1\n")  # the rest would be the defaults
+    refused("another config", "data")
     (run / "config.yaml").write_bytes(config)
     metrics = (run / "metrics.jsonl").read_bytes()
     (run / "metrics.jsonl").write_bytes(metrics + b"\xff\xfe\n")

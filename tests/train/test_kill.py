@@ -82,9 +82,15 @@ def start(flags, cwd):
 
 
 def kill_during_a_checkpoint_write(proc, checkpoints, delay):
-    """SIGKILL `delay` seconds after a checkpoint write starts (a .tmp-* dir appears)."""
+    """SIGKILL `delay` seconds after this process starts a checkpoint write (its
+    .tmp-*-PID dir appears), once one checkpoint is complete (a run without one is not
+    resumable: test_cli checks that it is refused)."""
+
+    def writing():
+        return any(checkpoints.glob(f".tmp-*-{proc.pid}")) and any(checkpoints.glob("step_*"))
+
     deadline = time.monotonic() + 240
-    while not any(checkpoints.glob(".tmp-*")) and proc.poll() is None:
+    while not writing() and proc.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint write seen"
         time.sleep(0.001)
     time.sleep(delay)
@@ -109,6 +115,7 @@ def test_sigkill_during_checkpoint_writes_never_breaks_resume(tiny_config, tmp_p
     for attempt in range(kills):
         proc = start([*flags, "--resume", str(run)] if attempt else flags, tmp_path)
         kill_during_a_checkpoint_write(proc, run / "checkpoints", rng.uniform(0.0, 0.05))
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.read()[-2000:]
     final = start([*flags, "--resume", str(run)], tmp_path)
     _, err = final.communicate(timeout=300)
     assert final.returncode == 0, err[-2000:]

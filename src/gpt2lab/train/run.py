@@ -193,6 +193,18 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Tra
     return wanted.replace(name=run_dir.name, out_dir=str(run_dir.parent))
 
 
+def check_checkpoint_config(config: TrainConfig, checkpoint: Path) -> None:
+    """Resuming `checkpoint` with `config` must continue its trajectory: a config.yaml that
+    lost its settings would otherwise train something else (on the default data)."""
+    saved = apply_overrides(TrainConfig(), ckpt.read_state(checkpoint)["config"])
+    changed = trajectory_changes(saved, config)
+    if changed:
+        raise GPT2LabError(
+            f"cannot resume from {checkpoint}: it was written with another config "
+            f"({', '.join(changed[:4])} differ); restore the run's config.yaml"
+        )
+
+
 def metrics_until(text: str, step: int) -> str:
     """metrics.jsonl without the records after `step` and without any line that is not a
     whole record (a half-written last line)."""
@@ -272,6 +284,7 @@ def train(
                     f"cannot resume {run_dir}: {checkpoints} holds no complete checkpoint; "
                     "start a new run (another --name)"
                 )
+            check_checkpoint_config(config, resume_from)
         elif (run_dir / "config.yaml").exists():
             raise GPT2LabError(
                 f"run {run_dir} already exists; continue it with --resume {run_dir} "

@@ -419,16 +419,20 @@ class Trainer:
                 self.result.train_loss = record["loss"]
                 if record["kind"] != "train" or due(self.step, cfg.log_interval) or self.step == 1:
                     self.log(record)
-                completing = self.step == cfg.max_steps and self.stop_reason is None
-                if due(self.step, cfg.eval_interval) or completing:
+                if due(self.step, cfg.eval_interval) or self.completed():
                     self._evaluate_and_report()
                 self.emit("on_step_end", record)
         result = self.result
         result.step, result.tokens = self.step, self.tokens
-        result.stopped = self.stop_reason or "completed"
+        result.stopped = "completed" if self.completed() else self.stop_reason or "completed"
         self.emit("on_train_end", result)
         result.best_val_loss = None if math.isinf(self.best_val) else self.best_val
         return result
+
+    def completed(self) -> bool:
+        """All max_steps taken without diverging (a stop asked for during the last step
+        comes too late to change that: nothing is left to resume)."""
+        return self.step >= self.config.max_steps and self.stop_reason != "nonfinite"
 
     def _evaluate_and_report(self) -> None:
         record = self.evaluate()
