@@ -183,6 +183,9 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Tra
     if not options:  # not the defaults: they would train something else, somewhere else
         raise GPT2LabError(f"cannot resume {run_dir}: its config.yaml is empty")
     saved = apply_overrides(TrainConfig(), options)
+    latest = ckpt.latest(run_dir / "checkpoints")
+    if latest is not None:
+        check_checkpoint_config(saved, latest)
     wanted = apply_overrides(saved, overrides or {})
     changed = trajectory_changes(saved, wanted)
     if changed:
@@ -194,8 +197,8 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Tra
 
 
 def check_checkpoint_config(config: TrainConfig, checkpoint: Path) -> None:
-    """Resuming `checkpoint` with `config` must continue its trajectory: a config.yaml that
-    lost its settings would otherwise train something else (on the default data)."""
+    """A run's config.yaml must agree with its checkpoint's own config in all that shapes the
+    trajectory: one that lost its settings would train something else (on the default data)."""
     saved = apply_overrides(TrainConfig(), ckpt.read_state(checkpoint)["config"])
     changed = trajectory_changes(saved, config)
     if changed:
@@ -284,7 +287,6 @@ def train(
                     f"cannot resume {run_dir}: {checkpoints} holds no complete checkpoint; "
                     "start a new run (another --name)"
                 )
-            check_checkpoint_config(config, resume_from)
         elif (run_dir / "config.yaml").exists():
             raise GPT2LabError(
                 f"run {run_dir} already exists; continue it with --resume {run_dir} "
