@@ -1,5 +1,5 @@
-"""Reading and writing files so that a reader (or a crash) never sees half of one, and a bad
-file or path is one clear line. Imports only gpt2lab.errors.
+"""Writing files so that a reader (or a crash) never sees half of one, and reading text back
+with a one-line error. Leaf: stdlib and gpt2lab.errors only.
 
 >>> atomic_write_text(Path("result.json"), "{}")   # doctest: +SKIP
 
@@ -35,16 +35,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Pat
     return path
 
 
-def read_utf8(path: str | os.PathLike) -> str:
-    """A text file's content, bytes decoded as UTF-8 without newline translation; a file that
-    is not UTF-8 is a GPT2LabError naming it (a UnicodeDecodeError says neither which file
-    nor what to do)."""
-    try:
-        return Path(path).read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise GPT2LabError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
-
-
 def writable_dir(path: str | os.PathLike) -> Path:
     """`path` as a folder that exists, made now, before any long work that would write there.
 
@@ -64,3 +54,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """`path.write_bytes(data)`, atomically."""
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """`path.read_text()` as UTF-8; a file that is not UTF-8 is a one-line GPT2LabError."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise GPT2LabError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason})") from None

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.files import read_utf8
+from gpt2lab.files import read_text
 
 NULLS = ("null", "none", "~")
 
@@ -129,7 +129,7 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise GPT2LabError(f"no such config file: {path}")
     try:
-        data = yaml.safe_load(read_utf8(path)) or {}
+        data = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as err:
         raise GPT2LabError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):

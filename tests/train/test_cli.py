@@ -2,13 +2,18 @@
 stderr, exit code 2, nothing in the run directory lost."""
 
 import hashlib
+import shutil
+from pathlib import Path
 
 import pytest
+import torch
 from train_helpers import config_flags
 
 from gpt2lab.cli import main
 from gpt2lab.data.prepared import prepare_stories
+from gpt2lab.pretrained import load_pretrained
 from gpt2lab.train import train
+from gpt2lab.train.checkpoint import read_state
 
 
 def snapshot(directory):
@@ -96,6 +101,9 @@ def test_init_from_needs_the_same_tokenizer(tiny_config, capsys, tmp_path):
 
 
 def test_divergence_is_a_one_line_error_naming_step_and_layer(tiny_config, capsys):
+    """lr=1e30 without norms: step 1 is finite, step 2 is not. With a checkpoint due every
+    step and keep_last 0, the named checkpoint is still step 1's: it exists, is finite and
+    predates the first non-finite step."""
     cfg = tiny_config(
         name="diverge",
         lr=1e30,
@@ -103,7 +111,68 @@ def test_divergence_is_a_one_line_error_naming_step_and_layer(tiny_config, capsy
         warmup_steps=0,
         grad_clip=0.0,
         max_nonfinite=2,
+        checkpoint_interval=1,
+        keep_last=0,
         model={"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32, "norm_placement": "none"},
     )
-    err = fails(["train", *config_flags(cfg)], capsys, "non-finite", "at step", "layer")
-    assert "last good checkpoint" in err
+    err = fails(["train", *config_flags(cfg)], capsys, "diverged", "from step 2", "(layer block")
+    named = Path(err.split("last good checkpoint: ")[1])
+    assert read_state(named)["step"] == 1
+    assert all(torch.isfinite(p).all() for p in load_pretrained(named).parameters())
+
+
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--lr", "inf", "lr must be a finite number"),
+        ("--lr", "nan", "lr must be a finite number"),
+        ("--lr", "1e40", "lr <= 3.4e+38"),
+        ("--lr", "-0.1", "0 < lr"),
+        ("--min-lr", "inf", "min_lr must be a finite number"),
+        ("--weight-decay", "nan", "weight_decay must be a finite number"),
+        ("--grad-clip", "-1", "grad_clip must be >= 0"),
+        ("--beta2", "1", "betas"),
+        ("--max-steps", "-5", "max_steps must be >= 1"),
+        ("--batch-size", "-1", "batch_size must be >= 1"),
+        ("--keep-last", "-1", "keep_last must be >= 0"),
+        ("--checkpoint-interval", "-3", "checkpoint_interval must be >= 0"),
+    ],
+)
+def test_bad_numbers_are_refused_before_a_run_dir_exists(
+    tiny_config, capsys, tmp_path, flag, value, words
+):
+    flags = config_flags(tiny_config(name="bad"))
+    fails(["train", *flags, flag, value], capsys, words)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_refusals_leave_the_run_untouched(tiny_config, capsys, tmp_path):
+    """No checkpoint, an empty / non-mapping / non-UTF-8 config.yaml, a non-UTF-8
+    metrics.jsonl: one line each, and nothing in the run changed."""
+    cfg = tiny_config(max_steps=6, checkpoint_interval=3, sample_interval=3)
+    run = train(cfg).run_dir
+    config = (run / "config.yaml").read_bytes()
+
+    def refused(*words):
+        before = snapshot(run)
+        fails(["train", "--resume", str(run)], capsys, *words)
+        assert snapshot(run) == before
+        assert not (tmp_path / "data").exists()  # the default corpus was not prepared here
+
+    (run / "config.yaml").write_text("")
+    refused("config.yaml is empty")
+    (run / "config.yaml").write_text("- 1\n")
+    refused("mapping")
+    (run / "config.yaml").write_bytes(b"lr: \xff\n")
+    refused("config.yaml is not UTF-8")
+    (run / "config.yaml").write_text("lr: 0.1\n")  # the rest would be the defaults
+    refused("another config", "data")
+    (run / "config.yaml").write_bytes(config)
+    metrics = (run / "metrics.jsonl").read_bytes()
+    (run / "metrics.jsonl").write_bytes(metrics + b"\xff\xfe\n")
+    refused("metrics.jsonl is not UTF-8")
+    (run / "metrics.jsonl").write_bytes(metrics)
+    for checkpoint in (run / "checkpoints").iterdir():
+        if checkpoint.name.startswith("step_"):
+            shutil.rmtree(checkpoint)
+    refused("no complete checkpoint")

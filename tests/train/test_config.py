@@ -54,6 +54,10 @@ def test_vocab_comes_from_data_unless_set():
         ({"decay": "step"}, "decay must be one of"),
         ({"model.n_head": "5"}, "divisible"),
         ({"min_lr": "1"}, "min_lr <= lr"),
+        ({"lr": "inf"}, "lr must be a finite number"),
+        ({"lr": "nan"}, "lr must be a finite number"),
+        ({"lr": "1e40"}, "float32's largest"),
+        ({"beta1": "nan"}, "beta1 must be a finite number"),
     ],
 )
 def test_bad_options_are_one_line_errors(overrides, message):

@@ -6,13 +6,13 @@ import math
 
 import pytest
 import torch
-from train_helpers import losses, records
+from train_helpers import losses, records, without_timing
 
 from gpt2lab.pretrained import load_pretrained
 from gpt2lab.tokenizer import get_tokenizer
 from gpt2lab.train import Callback, train
 from gpt2lab.train.checkpoint import read_state, recover
-from gpt2lab.train.metrics import write_plots
+from gpt2lab.train.metrics import read_metrics, write_plots
 
 
 class StopAt(Callback):
@@ -71,7 +71,8 @@ def test_checkpoint_is_a_hugging_face_model_with_its_tokenizer(tiny_config, stor
 
 def test_nonfinite_steps_are_skipped_logged_and_stop_the_run(tiny_config):
     """A poisoned weight after step 6: the steps are skipped and logged with the layer, the
-    run stops after max_nonfinite in a row, and the step-6 checkpoint stays intact."""
+    run stops after max_nonfinite in a row naming the first one, and the step-6 checkpoint
+    stays the last, although a checkpoint was due every step and keep_last=1."""
 
     class Poison(Callback):
         def on_step_end(self, trainer, record):
@@ -79,16 +80,44 @@ def test_nonfinite_steps_are_skipped_logged_and_stop_the_run(tiny_config):
                 with torch.no_grad():
                     trainer.raw_model.blocks[1].mlp.c_fc.bias[0] = float("inf")
 
-    result = train(tiny_config(max_nonfinite=3), [Poison()])
+    cfg = tiny_config(max_nonfinite=3, checkpoint_interval=1, keep_last=1)
+    result = train(cfg, [Poison()])
     assert result.stopped == "nonfinite"
-    assert result.nonfinite["step"] == 9 and result.nonfinite["layer"] == 1
-    assert result.nonfinite["where"] == "blocks.1.mlp.c_fc.bias"
+    assert result.nonfinite == {
+        "step": 7,
+        "where": "blocks.1.mlp.c_fc.bias",
+        "layer": "block1",
+        "consecutive": 3,
+    }
     bad = records(result.run_dir, "nonfinite")
     assert [r["step"] for r in bad] == [7, 8, 9] and [r["consecutive"] for r in bad] == [1, 2, 3]
-    assert all(r["layer"] == 1 for r in bad)
+    assert all(r["layer"] == "block1" for r in bad)
     assert result.checkpoint.name == "step_000006"
+    assert sorted(p.name for p in result.checkpoint.parent.iterdir()) == ["best", "step_000006"]
     model = load_pretrained(result.checkpoint)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_weights_gone_bad_before_the_loss_are_never_checkpointed(tiny_config):
+    """An update that leaves an infinite weight while its step's loss is still finite (what a
+    huge lr does): that step's checkpoint is not written, the one before stays the last good
+    one, is finite, predates the first non-finite step, and keep_last did not prune it."""
+
+    class BadUpdate(Callback):
+        def on_before_optimizer_step(self, trainer):
+            if trainer.step + 1 == 6:  # the gradient of step 6, before its update
+                trainer.raw_model.wte.weight.grad[0, 0] = float("inf")
+
+    cfg = tiny_config(max_nonfinite=2, checkpoint_interval=1, keep_last=0, grad_clip=0.0)
+    result = train(cfg, [BadUpdate()])
+    assert result.stopped == "nonfinite" and result.nonfinite["step"] == 7
+    assert result.nonfinite["where"] == "wte.weight" and result.nonfinite["layer"] == "embed"
+    assert records(result.run_dir, "train")[-1]["step"] == 6  # step 6 itself looked fine
+    assert result.checkpoint.name == "step_000005"
+    assert read_state(result.checkpoint)["step"] < result.nonfinite["step"]
+    model = load_pretrained(result.checkpoint)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert [p.name for p in sorted(result.checkpoint.parent.iterdir())] == ["step_000005"]
 
 
 def test_monitoring_records_every_layer(tiny_config):
@@ -142,3 +171,27 @@ def test_recover_after_a_kill_between_renames(tmp_path):
     recover(ckpt)
     assert sorted(p.name for p in ckpt.iterdir()) == ["best", "step_000008"]
     assert (ckpt / "best" / "config.json").is_file()
+
+
+def test_keep_last_0_keeps_the_latest_and_best_and_resumes_exactly(tiny_config):
+    """keep_last=0 keeps best/ and the newest step checkpoint: the printed checkpoint exists
+    and a resume continues from it (never from step 0)."""
+    full = train(tiny_config(name="full"))
+    cfg = tiny_config(keep_last=0, checkpoint_interval=3)
+    part = train(cfg, [StopAt(7)])
+    assert part.checkpoint.is_dir() and part.checkpoint.name == "step_000007"
+    assert sorted(p.name for p in part.checkpoint.parent.iterdir()) == ["best", "step_000007"]
+    resumed = train(cfg, resume=True)
+    assert resumed.checkpoint.is_dir() and resumed.checkpoint.name == "step_000012"
+    assert without_timing(part.run_dir) == without_timing(full.run_dir)
+
+
+def test_resume_skips_a_half_written_metrics_line(tiny_config):
+    full = train(tiny_config(name="full"))
+    cfg = tiny_config()
+    part = train(cfg, [StopAt(8)])
+    with open(part.run_dir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 9, "kind": "tr')  # the kill came mid-line
+    assert read_metrics(part.run_dir)[-1]["step"] == 8
+    train(cfg, resume=True)
+    assert without_timing(part.run_dir) == without_timing(full.run_dir)

@@ -20,8 +20,9 @@ def test_layer_names():
     assert monitor.layer_of("blocks.12.attn.c_attn.weight") == "block12"
     assert monitor.layer_of("wte.weight") == monitor.layer_of("wpe.weight") == "embed"
     assert monitor.layer_of("ln_f.bias") == monitor.layer_of("lm_head.weight") == "final"
-    assert monitor.layer_index("blocks.3.hook_attn_out") == 3
-    assert monitor.layer_index("wte.weight") is None
+    assert monitor.layer_of("blocks.3.hook_attn_out") == "block3"
+    assert monitor.layer_of("hook_embed") == monitor.layer_of("hook_pos_embed") == "embed"
+    assert monitor.layer_of("hook_logits") == monitor.layer_of("ln_f.hook_normalized") == "final"
 
 
 def test_grad_norms_and_update_ratios(model):

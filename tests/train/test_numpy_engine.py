@@ -117,7 +117,8 @@ def test_nonfinite_steps_are_located_through_the_torch_mirror(tiny_config):
 
     cfg = tiny_config(engine="numpy", max_nonfinite=2, checkpoint_interval=4)
     result = train(cfg, [Poison()])
-    assert result.stopped == "nonfinite" and result.nonfinite["step"] == 6
+    assert result.stopped == "nonfinite" and result.nonfinite["step"] == 5
+    assert result.nonfinite["consecutive"] == 2
     assert result.nonfinite["where"] == "blocks.1.mlp.c_fc.bias"
-    assert [r["layer"] for r in records(result.run_dir, "nonfinite")] == [1, 1]
+    assert [r["layer"] for r in records(result.run_dir, "nonfinite")] == ["block1", "block1"]
     assert result.checkpoint.name == "step_000004"

@@ -14,6 +14,16 @@ def records(run_dir: Path, kind: str) -> list[dict]:
     return [r for r in map(json.loads, lines) if r["kind"] == kind]
 
 
+TIMING = ("tokens_per_s",)
+"""Record fields that measure time: the only ones two runs of one config may differ in."""
+
+
+def without_timing(run_dir: Path) -> list[dict]:
+    """Every record of a run's metrics.jsonl, timing fields left out."""
+    lines = (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
+
+
 def losses(run_dir: Path) -> dict[int, float]:
     """{step: train loss} of a run's metrics.jsonl."""
     return {r["step"]: r["loss"] for r in records(run_dir, "train")}

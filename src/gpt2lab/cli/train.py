@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 
 from gpt2lab.cli.flags import Formatter, add_dataclass_flags, flag_values
 
 TRAIN_HELP = """Train a GPT-2 (the default: a small model on the embedded stories corpus, ~10 min on
 2 CPU cores). Writes runs/NAME/{config.yaml, metrics.jsonl, samples.txt, plots/, checkpoints/}.
 A run that diverges (--max-nonfinite non-finite steps in a row) stops with a one-line error
-(exit 2) naming the step and layer; its last good checkpoint is kept. --engine numpy runs the
+(exit 2) naming the step and layer where it began; its last good checkpoint is kept. Ctrl-C
+(SIGINT) or SIGTERM saves a checkpoint, says so and exits 130 / 143; --resume continues. --engine numpy runs the
 same loop on the hand-written NumPy forward/backward and AdamW (tiny models, CPU, float32 or
 --dtype float64). Flags are spelled with dashes; the underscore spellings of earlier versions
 (--init_from, --model.n_layer, ...) still work and print a deprecation note."""
@@ -78,10 +81,17 @@ def run_train(args: argparse.Namespace) -> int:
     if result.stopped == "nonfinite":
         nf = result.nonfinite
         raise GPT2LabError(
-            f"training stopped after {nf['consecutive']} consecutive non-finite steps at step "
-            f"{nf['step']}: first non-finite value in {nf['where']} (layer {nf['layer']}); "
+            f"training diverged: {nf['consecutive']} non-finite steps in a row from step "
+            f"{nf['step']}, the first non-finite value in {nf['where']} (layer {nf['layer']}); "
             f"last good checkpoint: {result.checkpoint or 'none'}"
         )
+    if result.stopped in ("SIGINT", "SIGTERM"):
+        print(
+            f"gpt2lab train: stopped by {result.stopped} at step {result.step}; checkpoint saved: "
+            f"{result.checkpoint}; continue with gpt2lab train --resume {result.run_dir}",
+            file=sys.stderr,
+        )
+        return 128 + signal.Signals[result.stopped].value
     print(
         f"run:        {result.run_dir}  ({result.stopped} at step {result.step}, "
         f"{result.tokens:,} tokens, {result.seconds:.0f} s)"

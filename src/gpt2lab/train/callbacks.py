@@ -7,6 +7,7 @@ state; what it adds to the outcome it writes into the `RunResult` at `on_train_e
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ from gpt2lab.generate import generate
 from gpt2lab.model import device_of
 from gpt2lab.train import monitor
 from gpt2lab.train.trainer import Callback, due
+
+SAMPLE_HEADER = "=== step {step} ==="
+"""The line that opens each sample in samples.txt; SAMPLE_LINE finds it (run.py cuts the
+file back to a checkpoint's step by it)."""
+SAMPLE_LINE = re.compile(r"^=== step (\d+) ===$", re.MULTILINE)
 
 # ---------------------------------------------------------------------------------------------
 # Writers
@@ -31,7 +37,7 @@ class MetricsFile(Callback):
 
     def on_log(self, trainer, record):
         if trainer.dist.is_main:
-            with open(self.path, "a") as f:
+            with open(self.path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 
 
@@ -107,8 +113,9 @@ class Progress(Callback):
 
 
 class Samples(Callback):
-    """Writes a sample continuation of the prompt to samples.txt every `interval` steps
-    (temperature 0.8, top-k 40, seeded with the run's seed: the training RNG is untouched)."""
+    """Writes a sample continuation of the prompt to samples.txt every `interval` steps and
+    at the end of a completed run (temperature 0.8, top-k 40, seeded with the run's seed: the
+    training RNG is untouched). Weights that are not finite get no sample."""
 
     def __init__(self, path: Path, tokenizer, prompt: str, n_tokens: int, interval: int):
         self.path, self.tokenizer, self.prompt = path, tokenizer, prompt
@@ -125,17 +132,20 @@ class Samples(Callback):
         )
         text = self.prompt + self.tokenizer.decode(out[0, len(ids) :].tolist())
         if trainer.dist.is_main:
-            with open(self.path, "a") as f:
-                f.write(f"=== step {trainer.step} ===\n{text}\n\n")
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(f"{SAMPLE_HEADER.format(step=trainer.step)}\n{text}\n\n")
         self.last, self.last_step = text, trainer.step
         return text
 
     def on_step_end(self, trainer, record):
-        if due(trainer.step, self.interval):
+        if due(trainer.step, self.interval) and trainer.weights_finite():
             self.write(trainer)
 
     def on_train_end(self, trainer, result):
-        if result.stopped != "nonfinite" and self.last_step != trainer.step:
+        # Only a completed run ends with a sample: a stopped one resumes and must then write
+        # exactly the samples of a run never stopped.
+        done = result.stopped == "completed" and self.last_step != trainer.step
+        if done and trainer.weights_finite():
             self.write(trainer)
         result.sample = self.last
 
@@ -180,21 +190,23 @@ class Monitor(Callback):
 
 class Checkpoints(Callback):
     """step_* every `interval` steps (the last `keep_last` kept), best/ on a new best val loss,
-    and one at the end (not after a non-finite stop: the last good checkpoint stays)."""
+    and one at the end — each only while the trainer is healthy: from the first non-finite
+    step (or non-finite weight) on nothing is written, so the last checkpoint is the last
+    good one and no later write prunes it."""
 
     def __init__(self, interval: int) -> None:
         self.interval = interval
 
     def on_step_end(self, trainer, record):
-        if due(trainer.step, self.interval):
+        if due(trainer.step, self.interval) and trainer.healthy():
             trainer.save_checkpoint()
 
     def on_eval_end(self, trainer, record):
-        if trainer.best_step == trainer.step:  # this evaluation set a new best val loss
+        if trainer.best_step == trainer.step and trainer.healthy():  # a new best val loss
             trainer.save_checkpoint(best=True)
 
     def on_train_end(self, trainer, result):
-        if result.stopped != "nonfinite" and trainer.last_checkpoint_step != trainer.step:
+        if trainer.last_checkpoint_step != trainer.step and trainer.healthy():
             trainer.save_checkpoint()
         result.checkpoint = trainer.last_checkpoint
 

@@ -146,9 +146,10 @@ def _fsync(path: Path) -> None:
 
 
 def prune(checkpoints: Path, keep_last: int) -> None:
-    """Delete all but the newest `keep_last` step_* checkpoints (best/ is never touched)."""
+    """Delete all but the newest `keep_last` step_* checkpoints; the newest one (what a
+    resume starts from) always stays, so keep_last=0 keeps only it and best/ (never touched)."""
     steps = step_dirs(checkpoints)
-    for old in steps[: max(0, len(steps) - keep_last)]:
+    for old in steps[: max(0, len(steps) - max(keep_last, 1))]:
         shutil.rmtree(old)
 
 

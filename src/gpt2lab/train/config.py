@@ -34,6 +34,9 @@ SCHEDULES = ("cosine", "linear", "constant")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 ENGINES = ("torch", "numpy")
 NUMPY_DTYPES = ("float32", "float64")
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: the weights are float32 (or wider), and AdamW multiplies them by lr,
+so a larger lr overflows inside the optimizer."""
 
 # Fields that may differ on --resume: they change what is logged or kept, never the
 # trajectory (evaluation and sampling use their own random generators).
@@ -144,7 +147,7 @@ class TrainConfig:
     checkpoint_interval: int = 200
     """steps between checkpoints (0 = only at the end)"""
     keep_last: int = 3
-    """step checkpoints kept (the best-val one is kept too)"""
+    """step checkpoints kept (the best-val one is kept too; 0 = only best/ and the latest)"""
     max_nonfinite: int = 5
     """stop after this many consecutive non-finite steps"""
     tensorboard: bool = True
@@ -174,7 +177,11 @@ class TrainConfig:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """One clear line for any field that cannot work."""
+    """One clear line for any field that cannot work (TrainConfig runs it on construction,
+    so a bad number is refused before a run directory exists)."""
+    for name, value in cfg.to_dict().items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GPT2LabError(f"{name} must be a finite number, got {value}")
     for name in ("batch_size", "grad_accum", "max_steps", "eval_iters", "max_nonfinite"):
         if getattr(cfg, name) < 1:
             raise GPT2LabError(f"{name} must be >= 1, got {getattr(cfg, name)}")
@@ -193,9 +200,10 @@ def validate(cfg: TrainConfig) -> None:
             raise GPT2LabError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if cfg.block_size is not None and cfg.block_size < 1:
         raise GPT2LabError(f"block_size must be >= 1, got {cfg.block_size}")
-    if not (cfg.lr > 0 and 0 <= cfg.min_lr <= cfg.lr):
+    if not (0 < cfg.lr <= FLOAT32_MAX and 0 <= cfg.min_lr <= cfg.lr):
         raise GPT2LabError(
-            f"need lr > 0 and 0 <= min_lr <= lr, got lr={cfg.lr} min_lr={cfg.min_lr}"
+            f"need 0 < lr <= {FLOAT32_MAX:.3g} (float32's largest) and 0 <= min_lr <= lr, "
+            f"got lr={cfg.lr} min_lr={cfg.min_lr}"
         )
     if cfg.decay not in SCHEDULES:
         raise GPT2LabError(f"decay must be one of {', '.join(SCHEDULES)}, got {cfg.decay!r}")
@@ -207,8 +215,10 @@ def validate(cfg: TrainConfig) -> None:
         validate_numpy_engine(cfg)
     if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
         raise GPT2LabError(f"betas must be in [0, 1), got {cfg.beta1}, {cfg.beta2}")
-    if cfg.weight_decay < 0 or cfg.grad_clip < 0 or not math.isfinite(cfg.grad_clip):
-        raise GPT2LabError("weight_decay and grad_clip must be finite and >= 0")
+    if cfg.weight_decay < 0 or cfg.grad_clip < 0:
+        raise GPT2LabError(
+            f"weight_decay and grad_clip must be >= 0, got {cfg.weight_decay}, {cfg.grad_clip}"
+        )
     if cfg.name is not None and (not cfg.name or "/" in cfg.name or cfg.name.startswith(".")):
         raise GPT2LabError(f"run name must be a plain directory name, got {cfg.name!r}")
     try:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.files import read_utf8
-from gpt2lab.plots.training import training_figures
+from gpt2lab.files import read_text
 
 
 def find_run(name: str | Path) -> Path:
@@ -33,18 +32,28 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise GPT2LabError(f"{run_dir} is not a training run (no metrics.jsonl)")
+    return parse_records(read_text(path))
+
+
+def parse_records(text: str) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl text; a line that is not a whole record (a half-written
+    last line) is skipped."""
     records = []
-    for line in read_utf8(path).splitlines():
+    for line in text.splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and "kind" in record:
+            records.append(record)
     return records
 
 
 def write_plots(run_dirs: list[str | Path], out_dir: str | Path | None = None) -> list[Path]:
     """Write every figure of these runs (`plots.training.training_figures`) as PNGs; return
     their paths. `out_dir` defaults to the first run's plots/."""
+    from gpt2lab.plots.training import training_figures  # matplotlib: only when plotting
+
     runs = {Path(d).name: read_metrics(d) for d in run_dirs}
     out = Path(out_dir) if out_dir else Path(run_dirs[0]) / "plots"
     out.mkdir(parents=True, exist_ok=True)

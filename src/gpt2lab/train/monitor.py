@@ -32,12 +32,16 @@ from gpt2lab.model import GPT
 BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
 
-def layer_of(param_name: str) -> str:
-    """'blocks.3.mlp.c_fc.weight' -> 'block3'; 'wte.weight' -> 'embed'; 'ln_f.bias' -> 'final'."""
-    match = BLOCK.match(param_name)
+EMBED = ("wte.", "wpe.", "hook_embed", "hook_pos_embed")
+
+
+def layer_of(name: str) -> str:
+    """The layer of a parameter or hook point: 'blocks.3.mlp.c_fc.weight' -> 'block3';
+    'wte.weight', 'hook_embed' -> 'embed'; 'ln_f.bias', 'hook_logits' -> 'final'."""
+    match = BLOCK.match(name)
     if match:
         return f"block{match.group(1)}"
-    return "embed" if param_name.startswith(("wte.", "wpe.")) else "final"
+    return "embed" if name.startswith(EMBED) else "final"
 
 
 def _by_layer(squares: dict[str, float]) -> dict[str, float]:
@@ -170,9 +174,3 @@ def first_nonfinite_grad(model: nn.Module) -> str | None:
         if p.grad is not None and not torch.isfinite(p.grad.detach()).all():
             return name
     return None
-
-
-def layer_index(where: str | None) -> int | None:
-    """'blocks.3.hook_attn_out' -> 3; None for places outside the blocks."""
-    match = BLOCK.match(where or "")
-    return int(match.group(1)) if match else None

@@ -7,9 +7,10 @@ What happens around the loop (trainer.py): the run directory `out_dir/name` (ref
 exists, unless resuming), the prepared data (the default stories corpus is prepared once
 when missing), the model (seeded so that every rank starts from the same weights, then each
 rank its own dropout stream; or pretrained weights with `init_from`), the standard
-callbacks, SIGINT/SIGTERM answered by a checkpoint, and `--resume` (the latest complete
-checkpoint, a config that may differ only in what does not change the trajectory, and
-metrics.jsonl cut back to the checkpoint's step).
+callbacks, SIGINT/SIGTERM answered by a checkpoint (`result.stopped` names the signal), and
+`--resume` (the latest complete checkpoint, refused when there is none; a config that may
+differ only in what does not change the trajectory; metrics.jsonl and samples.txt cut back to
+the checkpoint's step, so that they end up as those of a run never interrupted).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 
 from gpt2lab.data.prepared import DEFAULT_DATA, DataSpec, prepare_stories, read_data_spec
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.files import atomic_write_text
+from gpt2lab.files import atomic_write_text, read_text
 from gpt2lab.model import GPT
 from gpt2lab.options import load_yaml
 from gpt2lab.pretrained import import_state_dict, read_config, read_weights, resolve_model_dir
@@ -36,6 +37,7 @@ from gpt2lab.tokenizer import get_tokenizer
 from gpt2lab.train import checkpoint as ckpt
 from gpt2lab.train import distributed as D
 from gpt2lab.train.callbacks import (
+    SAMPLE_LINE,
     Checkpoints,
     MetricsFile,
     Monitor,
@@ -46,6 +48,7 @@ from gpt2lab.train.callbacks import (
 )
 from gpt2lab.train.config import TrainConfig, apply_overrides, to_yaml, trajectory_changes
 from gpt2lab.train.engine import check_dtype, param_dtype
+from gpt2lab.train.metrics import parse_records
 from gpt2lab.train.trainer import Callback, RunResult, Trainer
 
 # ---------------------------------------------------------------------------------------------
@@ -142,14 +145,15 @@ def prepare_model(
 
 @contextlib.contextmanager
 def stop_on_signals(trainer: Trainer):
-    """SIGINT/SIGTERM: finish the step, checkpoint, return. A second signal acts as usual."""
+    """SIGINT/SIGTERM: finish the step, checkpoint, return; `result.stopped` is "SIGINT" or
+    "SIGTERM". A second signal acts as usual."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def handler(signum, frame):
-        trainer.request_stop("signal")
+        trainer.request_stop(signal.Signals(signum).name)
         for s, h in previous.items():
             signal.signal(s, h)
 
@@ -175,7 +179,13 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Tra
     """The config of an existing run, with changes that do not alter the trajectory."""
     if not (run_dir / "config.yaml").is_file():
         raise GPT2LabError(f"cannot resume {run_dir}: it has no config.yaml")
-    saved = apply_overrides(TrainConfig(), load_yaml(run_dir / "config.yaml"))
+    options = load_yaml(run_dir / "config.yaml")
+    if not options:  # not the defaults: they would train something else, somewhere else
+        raise GPT2LabError(f"cannot resume {run_dir}: its config.yaml is empty")
+    saved = apply_overrides(TrainConfig(), options)
+    latest = ckpt.latest(run_dir / "checkpoints")
+    if latest is not None:
+        check_checkpoint_config(saved, latest)
     wanted = apply_overrides(saved, overrides or {})
     changed = trajectory_changes(saved, wanted)
     if changed:
@@ -186,12 +196,38 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Tra
     return wanted.replace(name=run_dir.name, out_dir=str(run_dir.parent))
 
 
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drop records after `step` (they will be written again by the resumed run)."""
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-    atomic_write_text(path, "".join(line + "\n" for line in kept))
+def check_checkpoint_config(config: TrainConfig, checkpoint: Path) -> None:
+    """A run's config.yaml must agree with its checkpoint's own config in all that shapes the
+    trajectory: one that lost its settings would train something else (on the default data)."""
+    saved = apply_overrides(TrainConfig(), ckpt.read_state(checkpoint)["config"])
+    changed = trajectory_changes(saved, config)
+    if changed:
+        raise GPT2LabError(
+            f"cannot resume from {checkpoint}: it was written with another config "
+            f"({', '.join(changed[:4])} differ); restore the run's config.yaml"
+        )
+
+
+def metrics_until(text: str, step: int) -> str:
+    """metrics.jsonl without the records after `step` and without any line that is not a
+    whole record (a half-written last line)."""
+    return "".join(json.dumps(r) + "\n" for r in parse_records(text) if r["step"] <= step)
+
+
+def samples_until(text: str, step: int) -> str:
+    """samples.txt without the sample blocks after `step` (blocks are in step order)."""
+    later = [m.start() for m in SAMPLE_LINE.finditer(text) if int(m.group(1)) > step]
+    return text[: later[0]] if later else text
+
+
+def cut_back(run_dir: Path, step: int) -> None:
+    """metrics.jsonl and samples.txt as they were when the checkpoint of `step` was written:
+    the resumed run writes the rest again. Both are read (and refused when unreadable)
+    before either is rewritten."""
+    files = {"metrics.jsonl": metrics_until, "samples.txt": samples_until}
+    texts = {n: read_text(run_dir / n) for n in files if (run_dir / n).is_file()}
+    for name, text in texts.items():
+        atomic_write_text(run_dir / name, files[name](text, step))
 
 
 def default_callbacks(cfg: TrainConfig, run_dir: Path, data: DataSpec) -> list[Callback]:
@@ -225,7 +261,9 @@ def train(
     """Train (or, with resume=True, continue) the run `config.out_dir/config.name`.
 
     Returns what the run reached. A divergence (max_nonfinite non-finite steps in a row) is
-    not an exception: `result.stopped == "nonfinite"` and `result.nonfinite` says where.
+    not an exception: `result.stopped == "nonfinite"` and `result.nonfinite` says at which
+    step it began and where (`result.checkpoint`: the last checkpoint before it, finite); a
+    signal neither: `result.stopped` is "SIGINT" or "SIGTERM" and a checkpoint was saved.
     Under torchrun every rank calls this; only rank 0 writes.
     """
     dist = D.setup(config.device)
@@ -244,6 +282,11 @@ def train(
                 ckpt.recover(checkpoints)
             D.barrier(dist)
             resume_from = ckpt.latest(checkpoints)
+            if resume_from is None:
+                raise GPT2LabError(
+                    f"cannot resume {run_dir}: {checkpoints} holds no complete checkpoint; "
+                    "start a new run (another --name)"
+                )
         elif (run_dir / "config.yaml").exists():
             raise GPT2LabError(
                 f"run {run_dir} already exists; continue it with --resume {run_dir} "
@@ -253,11 +296,11 @@ def train(
         trainer_callbacks = [*default_callbacks(config, run_dir, data), *callbacks]
         model = prepare_model(config, data, dist, resume_from)
         trainer = Trainer(config, run_dir, dist, data, trainer_callbacks, resume_from, model)
+        if dist.is_main and resume:
+            cut_back(run_dir, trainer.step)
         if dist.is_main:  # only now: a config that fails its checks leaves no run behind
             (run_dir / "plots").mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.yaml").write_text(to_yaml(config))
-        if dist.is_main and resume:
-            truncate_metrics(run_dir / "metrics.jsonl", trainer.step)
+            atomic_write_text(run_dir / "config.yaml", to_yaml(config))
         return trainer.fit(guard=stop_on_signals(trainer))
     finally:
         D.teardown(dist)

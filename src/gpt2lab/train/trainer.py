@@ -8,8 +8,13 @@ One optimizer step, on every rank:
         (Σ token losses · world / N_global).backward()      N_global: valid tokens of the
                                                             global batch, all ranks summed
     norm = clip_grad_norm_(params, clip)                    global norm, one pass
-    all-reduce [Σ loss, stop flag]                          every rank sees the same numbers
+    all-reduce [Σ loss, stop requests]                      every rank sees the same numbers
     if loss or norm is non-finite: skip (log where), else optimizer.step()
+    evaluate (when due), then on_step_end: samples, monitoring, and last the checkpoint
+
+Everything a step writes (its records, its sample, its evaluation) is written before its
+checkpoint, so a run killed at any moment and resumed from its latest checkpoint writes the
+same files as one never killed (run.py cuts them back to the checkpoint's step).
 
 Because every micro-batch's summed loss is divided by the token count of the whole global
 batch, the gradient is that of the mean over all its tokens, whatever the split into ranks
@@ -58,10 +63,15 @@ from gpt2lab.train.engine import (
 )
 from gpt2lab.train.optim import lr_at
 
+STOP_REASONS = ("SIGTERM", "SIGINT", "callback")
+"""Why a run may be asked to stop early, the first one any rank asked for winning. (A
+divergence, "nonfinite", is decided by every rank alike from the agreed loss.)"""
+
 
 @dataclass
 class RunResult:
-    """What a run reached. `stopped`: completed | nonfinite | signal | callback."""
+    """What a run reached. `stopped`: completed | nonfinite (diverged; `nonfinite` says at
+    which step and where it began) | SIGINT | SIGTERM (a checkpoint was saved) | callback."""
 
     run_dir: Path
     step: int = 0
@@ -91,7 +101,9 @@ class Callback:
                    on_step_end(trainer, record)        record: {"kind": "train" | "nonfinite", ...}
                    on_eval_end(trainer, record)        when an evaluation ran
         on_train_end(trainer, result)                  add what you report to `result`
-    and `trainer.log(record)` hands every record to `on_log(trainer, record)`.
+    and `trainer.log(record)` hands every record to `on_log(trainer, record)`. An evaluation
+    runs before its step's `on_step_end`, so a checkpoint written there follows every record
+    of its step.
 
     A callback reads the trainer's state and keeps its own; it never assigns the trainer's.
     Only rank 0 writes files; a callback that needs every rank (checkpoints gather state
@@ -194,6 +206,8 @@ class Trainer:
         self.tokens = 0
         self.best_val = math.inf
         self.nonfinite_streak = 0
+        self.first_nonfinite: dict[str, Any] | None = None
+        """The first non-finite step of the current streak: step, where, layer."""
         self.stop_reason: str | None = None
         self.last_checkpoint: Path | None = None
         self.last_checkpoint_step = -1
@@ -253,6 +267,17 @@ class Trainer:
         """Finish the current step, write a checkpoint and return (all ranks agree)."""
         self.stop_reason = self.stop_reason or reason
 
+    def weights_finite(self) -> bool:
+        """Every weight finite, on every rank (under FSDP each rank checks its shard)."""
+        local = [p.to_local() if hasattr(p, "to_local") else p for p in self.raw_model.parameters()]
+        bad = sum(not bool(torch.isfinite(t.detach()).all()) for t in local)
+        return D.all_reduce_sum(torch.tensor([float(bad)]), self.dist).item() == 0
+
+    def healthy(self) -> bool:
+        """A state worth keeping: no non-finite streak under way and every weight finite (a
+        huge step can leave non-finite weights before any loss is non-finite)."""
+        return self.nonfinite_streak == 0 and self.weights_finite()
+
     # --- one step ------------------------------------------------------------------------------
 
     def _global_tokens(self, batches) -> int:
@@ -274,15 +299,18 @@ class Trainer:
         n_global = self._global_tokens(batches)
         loss_sum = self.engine.forward_backward(batches, scale=self.dist.world_size / n_global)
         norm = self.engine.clip_gradients(cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
-        agreed = torch.tensor([loss_sum, float(self.stop_reason is not None)], dtype=torch.float64)
+        asked = [float(self.stop_reason == reason) for reason in STOP_REASONS]
+        agreed = torch.tensor([loss_sum, *asked], dtype=torch.float64)
         D.all_reduce_sum(agreed, self.dist)
         mean_loss = float(agreed[0]) / n_global
-        if agreed[1] > 0:
-            self.request_stop("signal")
+        for reason, count in zip(STOP_REASONS, agreed[1:].tolist(), strict=True):
+            if count > 0:
+                self.stop_reason = reason
+                break
 
         record = {"step": self.step + 1, "lr": lr, "loss": mean_loss, "grad_norm": norm}
         if math.isfinite(mean_loss) and math.isfinite(norm):
-            self.nonfinite_streak = 0
+            self.nonfinite_streak, self.first_nonfinite = 0, None
             self.emit("on_before_optimizer_step")
             self.engine.optimizer_step(lr)
             record["kind"] = "train"
@@ -296,21 +324,24 @@ class Trainer:
         return record
 
     def _nonfinite(self, x: torch.Tensor) -> dict[str, Any]:
-        """Locate where a non-finite value appeared; stop after max_nonfinite in a row."""
+        """Locate where a non-finite value appeared (a parameter, then an activation of the
+        first micro-batch, then a gradient; "loss" when all of them are finite) and its layer;
+        stop after max_nonfinite in a row, reporting the streak's first step."""
         self.nonfinite_streak += 1
-        where = monitor.first_nonfinite(
-            self.raw_model, x.to(self.device), autocast_context(self.device, self.config.dtype)
-        ) or monitor.first_nonfinite_grad(self.raw_model)
-        info = {
-            "kind": "nonfinite",
-            "where": where,
-            "layer": monitor.layer_index(where),
-            "consecutive": self.nonfinite_streak,
-        }
+        where = (
+            monitor.first_nonfinite(
+                self.raw_model, x.to(self.device), autocast_context(self.device, self.config.dtype)
+            )
+            or monitor.first_nonfinite_grad(self.raw_model)
+            or "loss"
+        )
+        info = {"where": where, "layer": monitor.layer_of(where)}
+        if self.first_nonfinite is None:
+            self.first_nonfinite = {"step": self.step + 1, **info}
         if self.nonfinite_streak >= self.config.max_nonfinite:
             self.request_stop("nonfinite")
-            self.result.nonfinite = {"step": self.step + 1, **info}
-        return info
+            self.result.nonfinite = {**self.first_nonfinite, "consecutive": self.nonfinite_streak}
+        return {"kind": "nonfinite", **info, "consecutive": self.nonfinite_streak}
 
     # --- evaluation ----------------------------------------------------------------------------
 
@@ -388,16 +419,20 @@ class Trainer:
                 self.result.train_loss = record["loss"]
                 if record["kind"] != "train" or due(self.step, cfg.log_interval) or self.step == 1:
                     self.log(record)
-                self.emit("on_step_end", record)
-                finishing = self.step == cfg.max_steps or self.stop_reason == "signal"
-                if due(self.step, cfg.eval_interval) or (finishing and self.stop_reason is None):
+                if due(self.step, cfg.eval_interval) or self.completed():
                     self._evaluate_and_report()
+                self.emit("on_step_end", record)
         result = self.result
         result.step, result.tokens = self.step, self.tokens
-        result.stopped = self.stop_reason or "completed"
+        result.stopped = "completed" if self.completed() else self.stop_reason or "completed"
         self.emit("on_train_end", result)
         result.best_val_loss = None if math.isinf(self.best_val) else self.best_val
         return result
+
+    def completed(self) -> bool:
+        """All max_steps taken without diverging (a stop asked for during the last step
+        comes too late to change that: nothing is left to resume)."""
+        return self.step >= self.config.max_steps and self.stop_reason != "nonfinite"
 
     def _evaluate_and_report(self) -> None:
         record = self.evaluate()
