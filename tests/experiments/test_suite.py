@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,14 @@ def test_extrapolation_learned_refuses_sinusoidal_is_scored_independently(suite_
     assert rows["sinusoidal"][2].startswith(f"{total / n:.3f}")
 
 
+def trajectory(metrics: str) -> list[tuple]:
+    """Each record's step, kind and losses (not its timings)."""
+    return [
+        (r["step"], r["kind"], r.get("loss"), r.get("val_loss"))
+        for r in map(json.loads, metrics.splitlines())
+    ]
+
+
 def test_rerun_skips_finished_runs_and_an_interrupted_run_continues(
     suite_dir, stories_data, capsys
 ):
@@ -139,6 +148,20 @@ def test_rerun_skips_finished_runs_and_an_interrupted_run_continues(
 
     summary = run_suite(small_suite(stories_data, suite_dir, jobs=1), progress=False)
     assert (summary["ran"], summary["skipped"]) == (0, 2)
+
+    # killed before its first checkpoint: nothing to continue from, so it starts again
+    finished = (suite_dir / "runs/sinusoidal-s0/metrics.jsonl").read_text()
+    (suite_dir / "runs/sinusoidal-s0/result.json").unlink()
+    shutil.rmtree(suite_dir / "runs/sinusoidal-s0/checkpoints")
+    (suite_dir / "runs/sinusoidal-s0/metrics.jsonl").write_text(finished.splitlines()[0] + "\n")
+    summary = run_suite(small_suite(stories_data, suite_dir, jobs=1), progress=False)
+    assert (summary["ran"], summary["skipped"]) == (1, 1)
+    assert (suite_dir / "runs/sinusoidal-s0/result.json").is_file()
+    rerun = (suite_dir / "runs/sinusoidal-s0/metrics.jsonl").read_text()
+    assert [r[:2] for r in trajectory(rerun)] == [r[:2] for r in trajectory(finished)]
+    again = [x for r in trajectory(rerun) for x in r[2:] if x is not None]
+    first = [x for r in trajectory(finished) for x in r[2:] if x is not None]
+    assert again == pytest.approx(first, rel=1e-6)  # the same run again, from step 1
 
     # the CLI on the same directory with another budget (tiny's, 3 steps) would mix
     # unequal runs: refused with one line, nothing rerun

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -267,17 +268,21 @@ def run_name(variant: str, seed: int) -> str:
 def run_one(config: dict[str, Any]) -> dict[str, Any]:
     """Train one (variant, seed) run; return its outcome. Never raises for a failed run.
 
-    A run directory that exists without result.json continues from its latest checkpoint.
-    Finished runs (completed or diverged) get result.json; a failure gets error.txt and is
-    rerun by the next invocation.
+    A run directory that exists without result.json continues from its latest checkpoint; one
+    killed before its first checkpoint starts again. Finished runs (completed or diverged) get
+    result.json; a failure gets error.txt and is rerun by the next invocation.
     """
-    from gpt2lab.train import train
+    from gpt2lab.train import checkpoint, train
 
     cfg = TrainConfig(**config)
     run_dir = Path(cfg.out_dir) / cfg.name
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    checkpoint.recover(run_dir / "checkpoints")
+    resume = checkpoint.latest(run_dir / "checkpoints") is not None
+    if not resume:  # nothing to continue from (a kill before the first checkpoint)
+        shutil.rmtree(run_dir, ignore_errors=True)
     try:
-        result = train(cfg, resume=(run_dir / "config.yaml").is_file()).to_dict()
+        result = train(cfg, resume=resume).to_dict()
     except Exception as err:  # noqa: BLE001 - a failed run must not stop the suite
         message = f"{type(err).__name__}: {err}".splitlines()[0]
         run_dir.mkdir(parents=True, exist_ok=True)
