@@ -17,6 +17,7 @@ from gpt2lab.interp.heads import (
     boundary_mask,
     boundary_pattern,
     classify_heads,
+    compute_head_scores,
     duplicate_token_pattern,
     first_token_score,
     induction_pattern,
@@ -168,3 +169,12 @@ def test_classify_heads_thresholds():
         (1, 1, "long-range"),
     }
     assert str(roles[0]) == "layer 0, head 0: previous-token (0.95)"
+
+
+def test_scoring_heads_leaves_the_model_in_its_own_mode(small_model):
+    model = small_model().train()
+    tokens = [[1, 5, 9, 2, 5, 9, 2, 7]]
+    texts = TextSet(tokens, [[str(t) for t in tokens[0]]], source="by hand")
+    scores = compute_head_scores(model, texts, progress=False)
+    assert model.training  # dropout was off while scoring, and is on again after
+    assert scores.grids["previous_token"].shape == (3, 4)

@@ -62,7 +62,7 @@ def test_bad_inputs(tiny_config, capsys, tmp_path, stories_dir):
     fails(["train", *flags, "--data", str(tmp_path / "nowhere")], capsys, "no prepared data")
     fails(["train", *flags, "--model.vocab-size", "100"], capsys, "300 tokens", "vocab_size is 100")
     fails(["train", *flags, "--block-size", "64"], capsys, "block_size 64", "32")
-    fails(["train", *flags, "--batch-size", "100000000"], capsys, "GiB", "--grad_accum")
+    fails(["train", *flags, "--batch-size", "100000000"], capsys, "GiB", "--grad-accum")
     fails(["train", *flags, "--config", str(tmp_path / "none.yaml")], capsys, "no such config")
     fails(["train", *flags, "--lr", "fast"], capsys, "lr must be float")
     fails(["plot", str(tmp_path)], capsys, "no training run")

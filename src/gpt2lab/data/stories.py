@@ -18,6 +18,9 @@ learn the grammar rather than memorise text.
 `probe_examples` writes short texts of the same kind together with their ground truth: where a
 pronoun and its true antecedent are (in characters and in tokens), which verb agrees with which
 subject, where sentences end. The interpretability tools use them as labelled data.
+
+One file (about 530 lines) because the grammar and its annotations are one concept: a probe's
+ground truth is written by the same code that writes its sentence, so the two cannot drift.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Head-role scores: what each attention head looks at, as one number per (layer, head).
 
+One file (about 570 lines) on purpose: every score, its detection pattern, the role rules that
+read them and the one forward pass that computes them all share the definitions below.
+
 Conventions follow the field (TransformerLens `head_detector.py`; see shared HEAD_METRICS.md).
 `A` is one head's attention pattern on one text, shape (..., T, T): `A[i, j]` is the weight
 query position i gives key position j; rows sum to 1 and `A` is lower-triangular. Every score
@@ -32,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gpt2lab.errors import GPT2LabError
-from gpt2lab.model import context_limit, device_of
+from gpt2lab.model import context_limit, device_of, eval_mode
 
 BOUNDARY_CHARS = ".?!"
 MEASURES = ("mul", "abs")
@@ -429,41 +432,41 @@ def compute_head_scores(
     antecedent scores pool all annotated pronouns instead (mean attention, accuracy).
     """
     texts.check()
-    model.eval()
-    n_layer, n_head = model.config.n_layer, model.config.n_head
-    sums: dict[str, torch.Tensor] = {}
-    mass = torch.zeros(n_layer, n_head)
-    hits = torch.zeros(n_layer, n_head)
-    device = device_of(model)
-    for k in tqdm(range(len(texts)), desc="head scores", disable=not progress, leave=False):
-        tokens = texts.tokens[k]
-        if not tokens:
-            continue
-        check_fits(model, len(tokens))
-        patterns = attention_patterns(model, torch.tensor([tokens], device=device))[0].cpu()
-        for name, grid in text_scores(patterns, tokens, texts.boundaries[k], measure).items():
-            sums[name] = sums.get(name, 0) + grid
-        if k < len(texts.pronouns) and texts.pronouns[k]:
-            m, h = antecedent_attention(patterns, texts.pronouns[k])
-            mass, hits = mass + m, hits + h
-    n_texts = sum(1 for t in texts.tokens if t)
-    grids = {name: (total / n_texts).numpy() for name, total in sums.items()}
-    spec = induction or InductionSpec(rep_len=min(20, model.config.block_size // 2))
-    induction_grid, induction_loss = induction_scores(model, spec)
-    grids["induction"] = induction_grid.numpy()
-    if texts.n_pairs:
-        grids["antecedent_attention"] = (mass / texts.n_pairs).numpy()
-        grids["antecedent_accuracy"] = (hits / texts.n_pairs).numpy()
-    ordered = {name: grids[name] for name in SCORE_NAMES if name in grids}
-    return HeadScores(
-        grids=ordered,
-        n_texts=n_texts,
-        measure=measure,
-        induction_loss=induction_loss,
-        baseline_accuracy=texts.baseline_accuracy(),
-        n_pronouns=texts.n_pairs,
-        source=texts.source,
-    )
+    with eval_mode(model):  # dropout off, and the caller's mode back afterwards
+        n_layer, n_head = model.config.n_layer, model.config.n_head
+        sums: dict[str, torch.Tensor] = {}
+        mass = torch.zeros(n_layer, n_head)
+        hits = torch.zeros(n_layer, n_head)
+        device = device_of(model)
+        for k in tqdm(range(len(texts)), desc="head scores", disable=not progress, leave=False):
+            tokens = texts.tokens[k]
+            if not tokens:
+                continue
+            check_fits(model, len(tokens))
+            patterns = attention_patterns(model, torch.tensor([tokens], device=device))[0].cpu()
+            for name, grid in text_scores(patterns, tokens, texts.boundaries[k], measure).items():
+                sums[name] = sums.get(name, 0) + grid
+            if k < len(texts.pronouns) and texts.pronouns[k]:
+                m, h = antecedent_attention(patterns, texts.pronouns[k])
+                mass, hits = mass + m, hits + h
+        n_texts = sum(1 for t in texts.tokens if t)
+        grids = {name: (total / n_texts).numpy() for name, total in sums.items()}
+        spec = induction or InductionSpec(rep_len=min(20, model.config.block_size // 2))
+        induction_grid, induction_loss = induction_scores(model, spec)
+        grids["induction"] = induction_grid.numpy()
+        if texts.n_pairs:
+            grids["antecedent_attention"] = (mass / texts.n_pairs).numpy()
+            grids["antecedent_accuracy"] = (hits / texts.n_pairs).numpy()
+        ordered = {name: grids[name] for name in SCORE_NAMES if name in grids}
+        return HeadScores(
+            grids=ordered,
+            n_texts=n_texts,
+            measure=measure,
+            induction_loss=induction_loss,
+            baseline_accuracy=texts.baseline_accuracy(),
+            n_pronouns=texts.n_pairs,
+            source=texts.source,
+        )
 
 
 def check_fits(model, length: int) -> None:

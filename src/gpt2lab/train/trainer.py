@@ -233,7 +233,7 @@ class Trainer:
             raise GPT2LabError(
                 f"a micro-batch of {self.config.batch_size} × {self.block_size} tokens needs about "
                 f"{need / 2**30:.1f} GiB of activations, {free / 2**30:.1f} GiB is free; lower "
-                "--batch_size and raise --grad_accum"
+                "--batch-size and raise --grad-accum"
             )
 
     def _restore(self, directory: Path) -> None:
