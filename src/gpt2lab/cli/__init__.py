@@ -3,7 +3,7 @@
 Each submodule of `gpt2lab.cli` is named after the command it registers: it exposes
 `register(subparsers)`, which adds the parser and sets `func` to a small function that calls
 the Python API. Handlers import the heavy API when they run, so `gpt2lab --help` and every
-`gpt2lab COMMAND --help` never import torch (tests/test_cli_help.py checks it).
+`gpt2lab COMMAND --help` never import torch (tests/cli/test_help.py checks it).
 
 A mistake is one line on stderr and exit code 2, decided here for every command: a bad flag
 (argparse), a `GPT2LabError` raised by the API (a bad value, a missing file), an OSError (a
