@@ -54,15 +54,12 @@ def test_a_documented_command_line_is_accepted_as_written(argv):
     args, unknown = build_parser().parse_known_args(argv)
     assert not unknown, f"gpt2lab {' '.join(argv)}: unknown {unknown}"
     if getattr(args, "command", None) == "train" and not args.resume:
-        from gpt2lab.cli.flags import flag_values
-        from gpt2lab.options import load_yaml
-        from gpt2lab.train.config import TrainConfig, apply_overrides
+        from gpt2lab.cli.train import config_from_args
 
-        base = TrainConfig()
-        if args.config and Path(args.config).is_file():
-            base = apply_overrides(base, load_yaml(args.config))
-        config = apply_overrides(base, flag_values(args))
-        assert config.model_config(vocab_size=config.model_config().vocab_size).n_layer >= 1
+        if args.config and not Path(args.config).is_file():
+            args.config = None  # a file the page's reader writes themselves
+        config = config_from_args(args)  # typed values checked as `gpt2lab train` checks them
+        assert config.model_config().n_layer >= 1
 
 
 # ---------------------------------------------------------------------------------------------

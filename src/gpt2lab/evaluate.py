@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.files import read_text
 from gpt2lab.model import GPT, context_limit, eval_mode
 
 # ---------------------------------------------------------------------------------------------
@@ -226,10 +227,7 @@ def read_documents(path: Path, jsonl: bool | None = None) -> list[str]:
     """
     if not path.is_file():
         raise GPT2LabError(f"no such file: {path}")
-    try:
-        raw = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise GPT2LabError(f"{path} is not UTF-8 text: {err}") from None
+    raw = read_text(path)
     if not (jsonl if jsonl is not None else path.suffix == ".jsonl"):
         documents = [raw]
     else:

@@ -57,8 +57,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def read_text(path: str | os.PathLike) -> str:
-    """`path.read_text()` as UTF-8; a file that is not UTF-8 is a one-line GPT2LabError."""
+    """The file's bytes decoded as UTF-8, as they are (no newline translation: a CRLF stays
+    two characters); a file that is not UTF-8 is a one-line GPT2LabError naming it."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
         raise GPT2LabError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason})") from None

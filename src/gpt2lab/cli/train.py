@@ -56,24 +56,32 @@ def register(subparsers) -> None:
     p.set_defaults(func=run_train)
 
 
-def run_train(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig a `gpt2lab train` command line asks for: defaults < --config < flags,
+    or, with --resume, the run's own config.yaml with the flags that may change."""
     from gpt2lab.errors import GPT2LabError
     from gpt2lab.options import load_yaml
     from gpt2lab.train.config import TrainConfig, apply_overrides
-    from gpt2lab.train.metrics import find_run, write_plots
-    from gpt2lab.train.run import resume_config, train
+    from gpt2lab.train.metrics import find_run
+    from gpt2lab.train.run import resume_config
 
     options = flag_values(args)
     if args.resume:
         if args.config:
             raise GPT2LabError("--resume uses the run's own config.yaml; drop --config")
-        config = resume_config(find_run(args.resume), options)
-    else:
-        base = TrainConfig()
-        if args.config:
-            base = apply_overrides(base, load_yaml(args.config))
-        config = apply_overrides(base, options)
-    result = train(config, resume=bool(args.resume))
+        return resume_config(find_run(args.resume), options)
+    base = TrainConfig()
+    if args.config:
+        base = apply_overrides(base, load_yaml(args.config))
+    return apply_overrides(base, options)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from gpt2lab.errors import GPT2LabError
+    from gpt2lab.train.metrics import write_plots
+    from gpt2lab.train.run import train
+
+    result = train(config_from_args(args), resume=bool(args.resume))
 
     if os.environ.get("RANK", "0") != "0":
         return 0
