@@ -39,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "interp": {"model", "hooks", "data", "plots"},
     "verify": {"config", "model", "pretrained", "reference"},
     "train": {
+        "params",
         "config",
         "model",
         "data",
@@ -49,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "reference",
     },
     "lm_eval_adapter": {"evaluate", "generate", "pretrained"},
+    "params": {"config", "model", "plots"},
     "experiments": {"config", "data", "train", "evaluate", "interp", "pretrained", "plots"},
     "viewer": {"config", "model", "pretrained", "interp", "train", "plots"},
     "cli": {
@@ -64,6 +66,7 @@ ALLOWED: dict[str, set[str]] = {
         "train",
         "experiments",
         "viewer",
+        "params",
     },
 }
 """area -> the areas it may import: the picture in docs/architecture.md."""

@@ -37,6 +37,8 @@ COMMAND_MODULES = (
     "convert",
     "serve",
     "ablate",
+    "embeddings",
+    "params",
 )
 
 
