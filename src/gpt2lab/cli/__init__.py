@@ -37,7 +37,6 @@ COMMAND_MODULES = (
     "convert",
     "serve",
     "ablate",
-    "embeddings",
     "params",
 )
 
