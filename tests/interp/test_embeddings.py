@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from gpt2lab.errors import GPT2LabError
 from gpt2lab.interp.embeddings import (
     analyse_embeddings,
     collect_residuals,
@@ -28,6 +29,7 @@ from gpt2lab.interp.embeddings import (
     pca,
     position_tables,
     probe,
+    project,
     split_by_word,
     word_positions,
     write_embeddings_report,
@@ -184,3 +186,39 @@ def test_the_command_writes_its_report(tiny_gpt, tmp_path, capsys):
     assert main(argv) == 0
     assert "probe accuracy by layer" in capsys.readouterr().out
     assert (out / "embeddings.md").is_file() and (out / "probes.png").is_file()
+
+
+def test_tsne_keeps_separate_clusters_apart():
+    pytest.importorskip("sklearn.manifold")
+    g = np.random.default_rng(0)
+    X = np.concatenate([g.normal(0, 1, (40, 16)), g.normal(8, 1, (40, 16))])  # two blobs
+    coords, explained = project(X, "tsne", seed=0)
+    assert coords.shape == (80, 2) and explained is None
+    # every point's nearest neighbour in the map is from its own blob
+    d = ((coords[:, None] - coords[None]) ** 2).sum(-1) + np.eye(80) * 1e9
+    assert (d.argmin(1) // 40 == np.arange(80) // 40).all()
+    np.testing.assert_array_equal(project(X, "tsne", seed=0)[0], coords)  # seeded
+    pca_coords, pca_explained = project(X, "pca")
+    np.testing.assert_allclose(pca_coords, pca(X, 2).coords)
+    assert pca_explained == pca(X, 2).explained.tolist()
+
+
+def test_a_missing_map_package_or_method_is_one_line():
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        with pytest.raises(GPT2LabError, match=r"umap needs umap-learn: pip install"):
+            project(np.zeros((5, 3)), "umap")
+    with pytest.raises(GPT2LabError, match="unknown map 'mds'"):
+        project(np.zeros((5, 3)), "mds")
+
+
+def test_the_tsne_report_names_its_map(tiny_gpt, gpt2_tokenizer, tmp_path):
+    pytest.importorskip("sklearn.manifold")
+    model = tiny_gpt(**TINY)
+    analysis = analyse_embeddings(model, gpt2_tokenizer, n_words=60, seed=0, method="tsne")
+    data = analysis.to_dict()
+    assert data["method"] == "tsne" and data["tokens"]["explained"] is None
+    assert data["positions"]["learned"]["explained"] is not None  # positions stay PCA
+    text = write_embeddings_report(analysis, tmp_path).read_text()
+    assert "t-SNE of the rows of `wte`" in text and "Map: t-SNE" in text

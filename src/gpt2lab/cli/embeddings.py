@@ -34,6 +34,13 @@ def register(subparsers) -> None:
     p.add_argument(
         "--words", type=int, default=3000, help="word occurrences to read (default 3000)"
     )
+    p.add_argument(
+        "--method",
+        choices=("pca", "tsne", "umap"),
+        default="pca",
+        help="2-D map of the token and residual views (default pca; tsne needs scikit-learn, "
+        "umap needs umap-learn: pip install 'gpt2lab[viz]')",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the texts and the split (0)")
     p.add_argument("--out", default="out/embeddings", help="output directory (out/embeddings)")
     p.set_defaults(func=cmd_embeddings)
@@ -56,6 +63,7 @@ def cmd_embeddings(args: argparse.Namespace) -> int:
         n_words=args.words,
         seed=args.seed,
         model_name=name,
+        method=args.method,
         progress=sys.stderr.isatty(),
     )
     path = write_embeddings_report(analysis, args.out)

@@ -24,6 +24,7 @@ word's embedding), which says nothing about whether the category is linearly the
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -80,6 +81,41 @@ def pca(X: np.ndarray, k: int = 2) -> PCA:
         explained=explained.numpy(),
         mean=mean.numpy(),
     )
+
+
+METHODS = ("pca", "tsne", "umap")
+"""2-D maps of a point cloud: PCA (always), t-SNE (scikit-learn), UMAP (umap-learn); the last
+two come with `pip install 'gpt2lab[viz]'`."""
+
+
+def project(X: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, list | None]:
+    """(coords (n, 2), the share of variance of each axis, or None for t-SNE and UMAP, whose
+    axes have no such meaning). t-SNE and UMAP keep neighbourhoods, not distances: a gap
+    between two clusters says they are apart, its size says little."""
+    X = np.asarray(X, dtype=np.float64)  # (n, d)
+    if method == "pca":
+        fit = pca(X, 2)
+        return fit.coords, fit.explained.tolist()
+    if method == "tsne":
+        manifold = optional_module("sklearn.manifold", "tsne", "scikit-learn")
+        perplexity = max(1.0, min(30.0, (len(X) - 1) / 3))  # t-SNE needs perplexity < n
+        coords = manifold.TSNE(2, perplexity=perplexity, init="pca", random_state=seed)
+        return coords.fit_transform(X), None
+    if method == "umap":
+        umap = optional_module("umap", "umap", "umap-learn")
+        reducer = umap.UMAP(n_components=2, n_neighbors=min(15, len(X) - 1), random_state=seed)
+        return reducer.fit_transform(X), None
+    raise GPT2LabError(f"unknown map {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def optional_module(module: str, method: str, package: str):
+    """Import `module`, or one line saying which package the method needs."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise GPT2LabError(
+            f"--method {method} needs {package}: pip install 'gpt2lab[viz]'"
+        ) from None
 
 
 def cosine_matrix(X: np.ndarray) -> np.ndarray:
@@ -379,17 +415,19 @@ class EmbeddingAnalysis:
 
     model: str
     group: str
-    tokens: dict  # {'points': [...], 'explained': [pc1, pc2]}
+    tokens: dict  # {'points': [...], 'explained': [pc1, pc2] (None unless PCA)}
     positions: dict  # {'learned'|'sinusoidal': {'points', 'explained', 'cosine' (T, T)}}
     residual: dict  # {layer: {'points', 'explained'}}
     probes: list[ProbeResult]
     n_words: int
     seed: int
+    method: str = "pca"  # the map of the token and residual views (positions: always PCA)
 
     def to_dict(self) -> dict:
         return {
             "model": self.model,
             "group": self.group,
+            "method": self.method,
             "groups": {g: list(cs) for g, cs in GROUPS.items()},
             "tokens": self.tokens,
             "positions": {
@@ -416,9 +454,13 @@ def analyse_embeddings(
     n_words: int = 3000,
     seed: int = 0,
     model_name: str = "",
+    method: str = "pca",
     progress: bool = False,
 ) -> EmbeddingAnalysis:
-    """The three PCA views coloured by `group`, and the probes of every group at every layer.
+    """The three views coloured by `group`, and the probes of every group at every layer.
+
+    The token and residual views are drawn with `method` (see `project`); the position
+    tables always with PCA, whose axes the report reads (their structure is in the cosines).
 
     The explorer calls this and sends `.to_dict()`; `write_embeddings_report` draws it.
     """
@@ -428,12 +470,14 @@ def analyse_embeddings(
     table = word_tokens(tokenizer, model.config.vocab_size)
     if len(table) < 3:
         raise GPT2LabError("the tokenizer has fewer than 3 tokens that are known words")
-    fit = pca(wte[[t for t, _, _ in table]].numpy(), 2)
+    if method not in METHODS:
+        raise GPT2LabError(f"unknown map {method!r}; choose one of {', '.join(METHODS)}")
+    coords, explained = project(wte[[t for t, _, _ in table]].numpy(), method, seed)
     tokens = {
         "points": points(
-            fit.coords, [s for _, s, _ in table], [label_in_group(c, group) for *_, c in table]
+            coords, [s for _, s, _ in table], [label_in_group(c, group) for *_, c in table]
         ),
-        "explained": fit.explained.tolist(),
+        "explained": explained,
     }
     positions = {}
     for kind, rows in position_tables(model).items():
@@ -450,11 +494,8 @@ def analyse_embeddings(
     labels = [label_in_group(c, group) for c in occ.categories]
     residual = {}
     for name, X in zip(occ.layers, occ.vectors):
-        fit = pca(X, 2)
-        residual[name] = {
-            "points": points(fit.coords, occ.words, labels),
-            "explained": fit.explained.tolist(),
-        }
+        coords, explained = project(X, method, seed)
+        residual[name] = {"points": points(coords, occ.words, labels), "explained": explained}
     return EmbeddingAnalysis(
         model=model_name,
         group=group,
@@ -464,6 +505,7 @@ def analyse_embeddings(
         probes=layer_probes(occ, seed=seed, progress=progress),
         n_words=len(occ.words),
         seed=seed,
+        method=method,
     )
 
 
@@ -498,9 +540,17 @@ def probe_table(probes: list[ProbeResult], layers: list[str]) -> list[str]:
     return lines
 
 
+def axes_note(method: str, explained: list | None) -> str:
+    """'PCA (axes 12.0% and 5.0% of the variance)', 't-SNE', 'UMAP'."""
+    if method != "pca":
+        return {"tsne": "t-SNE", "umap": "UMAP"}[method]
+    if explained is None:
+        return "PCA"
+    return f"PCA (axes {explained[0]:.1%} and {explained[1]:.1%} of the variance)"
+
+
 def embeddings_markdown(a: EmbeddingAnalysis) -> str:
     layers = list(a.residual)
-    ev = a.tokens["explained"]
     lines = [
         f"# Embedding spaces of {a.model}",
         "",
@@ -509,8 +559,8 @@ def embeddings_markdown(a: EmbeddingAnalysis) -> str:
         "",
         "## Token embeddings",
         "",
-        f"PCA of the rows of `wte` for the {len(a.tokens['points'])} tokens that are known "
-        f"words or punctuation; the two axes hold {ev[0]:.1%} and {ev[1]:.1%} of the variance.",
+        f"{axes_note(a.method, a.tokens['explained'])} of the rows of `wte` for the "
+        f"{len(a.tokens['points'])} tokens that are known words or punctuation.",
         "",
         "![](tokens.png)",
         "",
@@ -531,7 +581,7 @@ def embeddings_markdown(a: EmbeddingAnalysis) -> str:
         "",
         f"{a.n_words} word occurrences of stories texts (seed {a.seed}, at most 12 of any "
         "word), read at each word's last token. Layer `embed` is token + position embedding, "
-        "`block i` the output of block i.",
+        f"`block i` the output of block i. Map: {axes_note(a.method, None)}.",
         "",
         "![](residual.png)",
         "",
@@ -565,10 +615,13 @@ def write_embeddings_report(analysis: EmbeddingAnalysis, out: str | os.PathLike)
         coords = np.array([[p["x"], p["y"]] for p in view["points"]]).reshape(-1, 2)
         return coords, [p["category"] for p in view["points"]]
 
-    ev = analysis.tokens["explained"]
     figures = {
         "tokens.png": category_scatter(
-            {f"wte: PC1 {ev[0]:.0%}, PC2 {ev[1]:.0%}": scatter(analysis.tokens)},
+            {
+                f"wte: {axes_note(analysis.method, analysis.tokens['explained'])}": scatter(
+                    analysis.tokens
+                )
+            },
             order,
             f"{analysis.model}: token embeddings by {analysis.group}",
         ),
