@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluate": {"model", "data"},
     "interp": {"model", "hooks", "data", "plots"},
     "verify": {"config", "model", "pretrained", "reference"},
+    "trace": {"model", "pretrained", "reference"},
     "train": {
         "config",
         "model",
@@ -61,6 +62,7 @@ ALLOWED: dict[str, set[str]] = {
         "evaluate",
         "interp",
         "verify",
+        "trace",
         "train",
         "experiments",
         "viewer",
