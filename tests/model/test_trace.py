@@ -222,7 +222,7 @@ class MyGPT(nn.Module):
 
 def my_mapping(n_layer: int, n_head: int) -> dict:
     """The mapping docs/verification.md shows: canonical point -> where MyGPT computes it."""
-    mapping = {"embed": Tap("tok"), "pos_embed": Tap("pos", layout=lambda p: p[None])}
+    mapping = {"embed": Tap("tok"), "pos_embed": Tap("pos")}  # (T, C) is read as (1, T, C)
     for i in range(n_layer):
         L, b = f"layers.{i}", f"blocks.{i}"
         mapping |= {
