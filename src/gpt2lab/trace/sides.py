@@ -173,7 +173,11 @@ def resolve_against(against: str, config) -> str | Path:
         if reasons:
             raise GPT2LabError(
                 f"transformers' GPT-2 cannot run this architecture ({', '.join(reasons)}); "
-                "use --against numpy"
+                + (
+                    "use --against DIR"
+                    if config.norm_placement == "post"
+                    else "use --against numpy"
+                )
             )
         return against
     if against == "numpy":
