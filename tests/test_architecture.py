@@ -38,6 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluate": {"model", "data"},
     "interp": {"model", "hooks", "data", "plots"},
     "verify": {"config", "model", "pretrained", "reference"},
+    "trace": {"model", "pretrained", "reference"},
     "train": {
         "params",
         "config",
@@ -63,6 +64,7 @@ ALLOWED: dict[str, set[str]] = {
         "evaluate",
         "interp",
         "verify",
+        "trace",
         "train",
         "experiments",
         "viewer",

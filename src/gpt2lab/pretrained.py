@@ -215,6 +215,20 @@ def load_pretrained(
     return model.to(device=device)
 
 
+def load_transformers(directory: str | os.PathLike, attn_implementation: str | None = None):
+    """transformers' own GPT2LMHeadModel from a local Hugging Face directory, in eval mode,
+    without its warnings or progress bars. attn_implementation="eager" makes its attention
+    modules return their weights (the pattern); None keeps transformers' default."""
+    from transformers import GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    return GPT2LMHeadModel.from_pretrained(
+        directory, attn_implementation=attn_implementation
+    ).eval()
+
+
 def resolve_model_dir(name_or_dir: str | os.PathLike) -> Path:
     """A model directory, a training run (its best checkpoint), or a hub name (downloaded)."""
     path = Path(name_or_dir).expanduser()

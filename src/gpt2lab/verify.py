@@ -19,7 +19,12 @@ import numpy as np
 import torch
 
 from gpt2lab.model import GPT
-from gpt2lab.pretrained import load_pretrained, reference_params, save_pretrained
+from gpt2lab.pretrained import (
+    load_pretrained,
+    load_transformers,
+    reference_params,
+    save_pretrained,
+)
 
 
 @dataclass
@@ -115,12 +120,7 @@ def _numpy_forward(model: GPT, idx: torch.Tensor, targets: torch.Tensor):
 
 def _transformers_checks(directory, ours, baseline, idx, targets, prompt, tolerance):
     """gpt2lab -> HF (HF loads our files) and HF -> gpt2lab (we load HF's own save)."""
-    from transformers import GPT2LMHeadModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    hf = GPT2LMHeadModel.from_pretrained(directory).eval()
+    hf = load_transformers(directory)
     logits = hf(idx).logits
     loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
     steps = baseline[2].size(1) - prompt.size(1)

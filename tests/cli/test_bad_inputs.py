@@ -239,6 +239,33 @@ BAD_INPUTS = [
         "verify --preset tiny --seq-len 0",
         "--seq-len and --batch-size must be at least 1",
     ),
+    (
+        "verify-trace-against-missing",
+        "verify --trace --model {M} --against {X} --out out/trace",
+        "--against must be hf, numpy or a model directory; no folder no/such/path",
+    ),
+    (
+        "verify-trace-against-other-shape",
+        "verify --trace --model {M} --against {S} --out out/trace",
+        "model300 has vocab_size=300, the model 50257",
+    ),
+    (
+        "verify-trace-out-under-a-file",
+        "verify --trace --model {M} --against numpy --out {F}/trace",
+        "notes.txt",
+    ),
+    (
+        "verify-trace-rtol-negative",
+        "verify --trace --model {M} --rtol -1 --out out/trace",
+        "tolerances must be finite and >= 0",
+    ),
+    ("verify-trace-dtype", "verify --trace --model {M} --dtype float16", "invalid choice"),
+    (
+        "verify-against-without-trace",
+        "verify --model {M} --against numpy",
+        "--against goes with --trace",
+    ),
+    ("verify-trace-missing-model", "verify --trace --model {X}", "no such model directory"),
     ("convert-missing-source", "convert {X} --out converted", "no such model directory"),
     ("convert-out-under-a-file", "convert {M} --out {F}/converted", "notes.txt"),
     ("convert-to-unknown", "convert {M} --out converted --to onnx", "invalid choice: 'onnx'"),

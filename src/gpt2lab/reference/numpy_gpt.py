@@ -133,6 +133,16 @@ def sinusoidal_positions(n_pos: int, n_embd: int, dtype: Any) -> np.ndarray:  # 
     return table.astype(dtype)
 
 
+def positions(params: Params, T: int, config: Any):  # -> [T, C] | None
+    """The position rows added to the first T tokens: learned (wpe), sinusoidal, or None
+    when the model has no positional signal."""
+    if config.pos_encoding == "learned":
+        return params["wpe"][:T]  # [T, C]
+    if config.pos_encoding == "sinusoidal":
+        return sinusoidal_positions(T, config.n_embd, params["wte"].dtype)  # [T, C]
+    return None
+
+
 def embedding_forward(idx, wte, pos):  # [B, T] -> [B, T, C]
     """Look up each token's row of wte and add its position's row of `pos` ([T, C], or None
     when the model has no positional signal)."""
@@ -538,13 +548,7 @@ def forward(params: Params, idx, config: Any, targets=None):  # [B, T] -> [B, T,
     wte = params["wte"]
     if T > config.block_size:
         raise ValueError(f"sequence length {T} exceeds block_size {config.block_size}")
-    if config.pos_encoding == "learned":
-        pos = params["wpe"][:T]  # [T, C]
-    elif config.pos_encoding == "sinusoidal":
-        pos = sinusoidal_positions(T, config.n_embd, wte.dtype)  # [T, C]
-    else:
-        pos = None
-    x, embedding = embedding_forward(idx, wte, pos)  # [B, T, C]
+    x, embedding = embedding_forward(idx, wte, positions(params, T, config))  # [B, T, C]
     blocks = []
     for i in range(config.n_layer):
         x, block = block_forward(x, subdict(params, f"h.{i}."), config)  # [B, T, C]
