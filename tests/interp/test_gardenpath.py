@@ -145,6 +145,25 @@ def test_entropy_and_surprisal_match_transformers(model_dir, gpt2_tokenizer, nam
     assert np.abs(result.delta_entropy).max() > 1e-4  # the two sentences really differ
 
 
+def test_stage_profiles_draw_what_they_are_given():
+    from gpt2lab.plots.gardenpath import Panel, stage_profiles
+
+    mean, lo, hi = np.array([0.5, -0.2, 1.0]), np.array([0.1, -0.6, 0.4]), np.array([0.9, 0.1, 1.5])
+    fig = stage_profiles(
+        ["embed", "L0", "L1"],
+        [
+            Panel("a", "bits", {"garden": ([3.0, 2.0, 1.0], None, None)}),
+            Panel("b", "Δ bits", {"Δ": (mean, lo, hi)}),
+        ],
+    )
+    left, right = fig.axes
+    np.testing.assert_array_equal(left.lines[0].get_ydata(), [3.0, 2.0, 1.0])
+    assert len(left.lines) == 1 and not left.collections  # all above 0, no band: no zero line
+    np.testing.assert_array_equal(right.lines[0].get_ydata(), mean)
+    assert len(right.collections) == 1 and right.lines[-1].get_ydata()[0] == 0.0  # band, zero
+    assert [t.get_text() for t in right.get_xticklabels()] == ["embed", "L0", "L1"]
+
+
 # --- summaries -------------------------------------------------------------------------------
 
 

@@ -19,6 +19,9 @@ the garden path shows Δ surprisal > 0 at the final stage. The "diffuse, then fo
 predicts Δ entropy > 0 in some heads of early or middle layers; the report shows which heads,
 if any, have their whole interval above 0, and does not go further than that.
 
+One file (about 400 lines) on purpose: the measurement, its summary over items and the report
+that shows it share the definitions above, and none is used elsewhere.
+
 Example (two stages of one item, in bits): garden path [9.1, 7.4], control [8.8, 3.0] ->
 Δ surprisal [0.3, 4.4]: after the last layer the garden-path word is 4.4 bits less expected.
 """
