@@ -232,6 +232,25 @@ BAD_INPUTS = [
         "text file not found",
     ),
     ("heads-missing-model", "heads --model {X} --out out/heads", "no such model directory"),
+    (
+        "inspect-shuffle-too-short",
+        "inspect --model {M} --text hi --shuffle 0 --out out/inspect",
+        "at least 3 tokens",
+    ),
+    # --- gardenpath ------------------------------------------------------------------------
+    ("gardenpath-missing-model", "gardenpath --model {X}", "no such model directory"),
+    (
+        "gardenpath-out-under-a-file",
+        "gardenpath --model {M} --out {F}/gardenpath",
+        "notes.txt is a file, not a folder",
+    ),
+    ("gardenpath-out-is-a-file", "gardenpath --model {M} --out {F}", "notes.txt"),
+    (
+        "gardenpath-bootstrap-zero",
+        "gardenpath --model {M} --bootstrap 0",
+        "--bootstrap must be at least 1",
+    ),
+    ("gardenpath-seed-not-a-number", "gardenpath --model {M} --seed abc", "invalid int value"),
     # --- verify / convert ------------------------------------------------------------------
     ("verify-unknown-preset", "verify --preset gpt5", "unknown preset 'gpt5'"),
     (

@@ -25,9 +25,11 @@ from gpt2lab.interp.interventions import head_means, mean_ablate_head
 from .conftest import random_ids
 
 
-@pytest.mark.parametrize("norm", ["pre", "none"])
-def test_dla_components_add_up_to_the_logits(small_model, norm):
-    model = small_model(norm_placement=norm)
+@pytest.mark.parametrize(
+    "norm, positions", [("pre", "learned"), ("none", "learned"), ("pre", "none")]
+)
+def test_dla_components_add_up_to_the_logits(small_model, norm, positions):
+    model = small_model(norm_placement=norm, pos_encoding=positions)
     tokens = random_ids(1, 10, seed=1)[0].tolist()
     targets = random_ids(1, 10, seed=2)[0].tolist()
     logits, _ = model(torch.tensor([tokens]))

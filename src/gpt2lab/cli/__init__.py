@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "ablate",
     "embeddings",
     "params",
+    "gardenpath",
 )
 
 

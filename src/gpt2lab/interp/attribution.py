@@ -138,7 +138,7 @@ def component_writes(model, cache: dict[str, torch.Tensor]) -> Iterator[tuple[st
     """
     T = cache["hook_embed"].shape[1]
     yield "embed", cache["hook_embed"][0]
-    yield "pos_embed", cache["hook_pos_embed"][0].expand(T, -1)
+    yield "pos_embed", cache["hook_pos_embed"].expand_as(cache["hook_embed"])[0]  # 0 for NoPE
     for layer, block in enumerate(model.blocks):
         z = cache[z_name(layer)][0]  # (nh, T, hs)
         nh, _, hs = z.shape
@@ -298,18 +298,32 @@ class LogitLens:
         }
 
 
+def lens_stages(n_layer: int) -> list[str]:
+    """Where the logit lens reads the stream: 'embed' (before block 0), then 'L0' .. 'L{n−1}'."""
+    return ["embed"] + [f"L{i}" for i in range(n_layer)]
+
+
 @torch.no_grad()
-def logit_lens(model, tokens: Sequence[int], k: int = 5) -> LogitLens:
-    """Apply the final norm and unembedding to the residual stream after every layer."""
+def logit_lens_log_probs(model, tokens: Sequence[int]) -> torch.Tensor:
+    """Next-token log-probabilities read after every stage of `lens_stages`: (n_stages, T, V).
+
+    Stage s applies the final norm and the unembedding to the residual stream at s:
+    log_softmax(lm_head(ln_f(resid_s))). The last stage is the model's own prediction.
+    """
     n = model.config.n_layer
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n)]
     _, cache = model.run_with_cache(_as_idx(model, tokens), names=names)
-    probs = torch.stack(
-        [model.lm_head(model.ln_f(cache[name][0])).float().softmax(-1) for name in names]
+    return torch.stack(
+        [model.lm_head(model.ln_f(cache[name][0])).float().log_softmax(-1) for name in names]
     )  # (n_stages, T, V)
+
+
+@torch.no_grad()
+def logit_lens(model, tokens: Sequence[int], k: int = 5) -> LogitLens:
+    """The top-k tokens and their probabilities after every stage (`logit_lens_log_probs`)."""
+    probs = logit_lens_log_probs(model, tokens).exp()  # (n_stages, T, V)
     top = probs.topk(min(k, probs.size(-1)), dim=-1)
-    stages = ["embed"] + [f"L{i}" for i in range(n)]
-    return LogitLens(stages, top.indices.cpu(), top.values.cpu())
+    return LogitLens(lens_stages(model.config.n_layer), top.indices.cpu(), top.values.cpu())
 
 
 @torch.no_grad()

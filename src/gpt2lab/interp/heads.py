@@ -157,22 +157,32 @@ def mean_attention_distance(A: torch.Tensor) -> torch.Tensor:
     return (A.float() * distance.to(A.device)).sum(-1).mean(-1)
 
 
-def attention_entropy(A: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    """Mean over query rows of H_i = −Σ_j A_ij log A_ij (0 log 0 = 0).
+def row_entropy(A: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Entropy of every query row, H_i = −Σ_j A_ij log A_ij (0 log 0 = 0): (..., T, T) -> (..., T).
 
     A causal row i sees i + 1 keys, so its largest entropy is log(i + 1). With normalize, each
-    row is divided by that and row 0 (always 0 / 0) is dropped: 0 = attends to one token,
-    1 = uniform over everything it can see.
+    row is divided by that: 0 = attends to one token, 1 = uniform over everything it can see.
+    Row 0 sees one key and is 0 either way. Example: the row [0.5, 0.5, 0] (query 1) has
+    H = log 2 = 0.693 nats, normalised 0.693 / log 2 = 1.
     """
     A = A.float()
     H = -(A * A.clamp_min(1e-30).log()).sum(-1)  # (..., T)
     if not normalize:
-        return H.mean(-1)
-    T = A.shape[-1]
-    if T < 2:
-        return A.new_zeros(A.shape[:-2])
-    max_entropy = torch.arange(2, T + 1, device=A.device, dtype=A.dtype).log()  # rows 1..T-1
-    return (H[..., 1:] / max_entropy).mean(-1)
+        return H
+    max_entropy = torch.arange(1, A.shape[-1] + 1, device=A.device, dtype=A.dtype).log()  # (T,)
+    return torch.where(max_entropy > 0, H / max_entropy.clamp_min(1e-30), 0.0)  # row 0 -> 0
+
+
+def attention_entropy(A: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Mean over query rows of `row_entropy`: (..., T, T) -> (...).
+
+    With normalize, row 0 (which has nothing to choose from) is left out of the mean.
+    """
+    if not normalize:
+        return row_entropy(A, normalize=False).mean(-1)
+    if A.shape[-1] < 2:
+        return A.new_zeros(A.shape[:-2]).float()
+    return row_entropy(A)[..., 1:].mean(-1)
 
 
 def antecedent_attention(
