@@ -189,16 +189,18 @@ class Monitor(Callback):
 
 
 class Checkpoints(Callback):
-    """step_* every `interval` steps (the last `keep_last` kept), best/ on a new best val loss,
-    and one at the end — each only while the trainer is healthy: from the first non-finite
-    step (or non-finite weight) on nothing is written, so the last checkpoint is the last
-    good one and no later write prunes it."""
+    """step_* every `interval` steps and every `keep_every` steps (the last `keep_last` kept,
+    and every multiple of keep_every), best/ on a new best val loss, and one at the end —
+    each only while the trainer is healthy: from the first non-finite step (or non-finite
+    weight) on nothing is written, so the last checkpoint is the last good one and no later
+    write prunes it."""
 
-    def __init__(self, interval: int) -> None:
-        self.interval = interval
+    def __init__(self, interval: int, keep_every: int = 0) -> None:
+        self.interval, self.keep_every = interval, keep_every
 
     def on_step_end(self, trainer, record):
-        if due(trainer.step, self.interval) and trainer.healthy():
+        wanted = due(trainer.step, self.interval) or due(trainer.step, self.keep_every)
+        if wanted and trainer.healthy():
             trainer.save_checkpoint()
 
     def on_eval_end(self, trainer, record):
