@@ -37,6 +37,7 @@ COMMAND_MODULES = (
     "convert",
     "serve",
     "ablate",
+    "timeline",
 )
 
 
