@@ -514,6 +514,13 @@ class Timeline:
         before = self.checkpoints[index - 1].step if index else -math.inf
         return [c for c in self.curve.fit.changes if before < c.step <= step]
 
+    def around(self, change: SlopeChange):
+        """(the last checkpoint before the change, the first at or after it); None where
+        there is none: what to compare to see what the change did."""
+        before = [c for c in self.checkpoints if c.step < change.step]
+        after = [c for c in self.checkpoints if c.step >= change.step]
+        return (before[-1] if before else None, after[0] if after else None)
+
 
 def build_timeline(
     run_dir: str | Path,
@@ -602,6 +609,18 @@ def cell(text: str, limit: int | None = None) -> str:
     return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
+def what_changed(timeline: Timeline, change: SlopeChange) -> str:
+    """One Markdown bullet: the slope change and the checkpoints on either side of it."""
+    head = f"- **{slope_text(change, timeline.curve.fit.log_step)}**"
+    before, after = timeline.around(change)
+    if before is None or after is None:
+        return head + ": no kept checkpoint on " + ("its left" if before is None else "its right")
+    parts = [f"val loss {before.val_loss:.3f} → {after.val_loss:.3f}"]
+    parts.append(f"cloze {before.cloze_accuracy:.2f} → {after.cloze_accuracy:.2f}")
+    parts += [f"{r.role} {r.score:.2f} → {after.role_score(r.role):.2f}" for r in before.roles]
+    return f"{head}, checkpoints {before.step} → {after.step}: " + ", ".join(parts)
+
+
 def timeline_markdown(timeline: Timeline, image: str) -> str:
     c, points, s = timeline.curve, timeline.checkpoints, timeline.settings
     roles = [r.role for r in points[0].roles]
@@ -621,6 +640,8 @@ def timeline_markdown(timeline: Timeline, image: str) -> str:
     lines += [f"- {slope_text(ch, c.fit.log_step)}" for ch in changes] or [
         "- none: one straight segment fits the curve as well as any bent one."
     ]
+    lines += ["", "## What changed around each slope change", ""]
+    lines += [what_changed(timeline, ch) for ch in changes] or ["- no slope change to look at."]
     lines += [
         "",
         "## Checkpoints",

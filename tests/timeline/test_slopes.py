@@ -88,3 +88,37 @@ def test_hinge_fit_without_knots_is_polyfit_and_a_knot_fits_a_kink_exactly():
     assert rss == pytest.approx(float(((np.polyval([slope, intercept], x) - y) ** 2).sum()))
     coef, rss = hinge_fit(x, kinked(x, [0.4], [2.0, -1.0], start=1.0), [0.4])
     assert coef == pytest.approx([1.0, 2.0, -3.0]) and rss == pytest.approx(0, abs=1e-20)
+
+
+def test_around_and_the_marker_pick_the_checkpoints_either_side():
+    """A change at step 15 lies between checkpoints 10 and 20: 20 carries its marker, and the
+    Markdown compares 10 with 20."""
+    from gpt2lab.timeline import (
+        CheckpointSummary,
+        LossCurve,
+        RoleBest,
+        SlopeChange,
+        SlopeFit,
+        Timeline,
+        what_changed,
+    )
+
+    def summary(step, loss, score):
+        role = RoleBest("induction", score, 1, 0, 0.4, int(score >= 0.4))
+        return CheckpointSummary(step, loss, 100, None, "text", [role], None, 0.5, {})
+
+    change = SlopeChange(15.0, -0.1, -0.01)
+    fit = SlopeFit([1.0, 30.0], [5.0, 3.0], [5.0, 3.0], [change], log_step=False)
+    curve = LossCurve("run", [1, 30], [5.0, 3.0], [], [], fit, [10, 20, 30])
+    timeline = Timeline(
+        curve, [summary(10, 4.0, 0.1), summary(20, 3.5, 0.6), summary(30, 3.0, 0.7)]
+    )
+    assert [c.step for c in timeline.around(change)] == [10, 20]
+    assert [timeline.changes_at(i) for i in range(3)] == [[], [change], []]
+    assert what_changed(timeline, change) == (
+        "- **step 15: -10.000 → -1.000 per 100 steps**, checkpoints 10 → 20: "
+        "val loss 4.000 → 3.500, cloze 0.50 → 0.50, induction 0.10 → 0.60"
+    )
+    late = SlopeChange(35.0, -0.1, -0.01)
+    assert timeline.around(late)[1] is None
+    assert what_changed(timeline, late).endswith("no kept checkpoint on its right")

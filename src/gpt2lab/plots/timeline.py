@@ -51,7 +51,7 @@ def timeline_figure(
     ax_probe.plot(steps, cloze, "s-", color="k", ms=4, lw=2, label="cloze accuracy")
     ax_probe.set(
         xlabel="step (log scale)" if log_step else "step",
-        ylabel="best head score / accuracy",
+        ylabel="best head score / accuracy\n(long-range: × uniform distance)",
         title="probe scores per checkpoint",
     )
     if log_step:
