@@ -53,7 +53,8 @@ ALLOWED: dict[str, set[str]] = {
     "lm_eval_adapter": {"evaluate", "generate", "pretrained"},
     "params": {"config", "model", "plots"},
     "experiments": {"config", "data", "train", "evaluate", "interp", "pretrained", "plots"},
-    "viewer": {"config", "model", "pretrained", "interp", "train", "plots"},
+    "timeline": {"model", "data", "pretrained", "evaluate", "interp", "train", "plots"},
+    "viewer": {"config", "model", "pretrained", "interp", "train", "plots", "timeline"},
     "cli": {
         "config",
         "model",
@@ -67,6 +68,7 @@ ALLOWED: dict[str, set[str]] = {
         "trace",
         "train",
         "experiments",
+        "timeline",
         "viewer",
         "params",
     },

@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "embeddings",
     "params",
     "gardenpath",
+    "timeline",
 )
 
 
