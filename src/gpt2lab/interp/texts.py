@@ -92,3 +92,15 @@ def pack(texts: TextSet, max_tokens: int, separator: list[int], sep_text: str) -
         packed.append(**current)
     packed.check()
     return packed
+
+
+def load_text_set(
+    tokenizer, context: int, path: str | Path | None = None, probes: int = 200, seed: int = 0
+) -> TextSet:
+    """The text set of the `heads` and `neurons` commands: the file at `path` (paragraphs cut
+    into ≤ context windows), or else `probes` stories probe examples packed to ≤ context."""
+    if path:
+        return file_text_set(tokenizer, path, context)
+    texts = probe_text_set(tokenizer, probes, seed, max_tokens=context)
+    separator = tokenizer.encode("\n\n")
+    return pack(texts, context, separator, tokenizer.decode(separator))
