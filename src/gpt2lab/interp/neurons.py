@@ -17,9 +17,10 @@ Three views of a neuron, each a function below:
   tokens whose logits its firing raises most and lowers most, ignoring every later layer.
 - *One position*: the most active neurons at one token (`neurons_of_token`).
 
-Example, `tiny` stories model, layer 0, a neuron whose top contexts read
-"… a ⟦red⟧ ball", "… the ⟦teal⟧ ox", "… the ⟦pink⟧ fence" (the current token in ⟦ ⟧): its
-top-k tokens are colours; `gpt2lab.interp.neuron_labels` turns that into the label `colour`.
+Example, the default `stories` model (`gpt2lab train`, 400 steps), layer 1, neuron 275: its
+top contexts read "… ate four purple⟦ grapes⟧ and drank …", "… about a⟦ nut⟧ and some
+yogurt …", "… twelve quick⟦ crackers⟧ and …" (the current token in ⟦ ⟧); 19 of its top 20
+tokens are foods, and `gpt2lab.interp.neuron_labels` labels it `food` (and `noun`, `plural`).
 """
 
 from __future__ import annotations
@@ -184,8 +185,9 @@ def scan_neurons(
     for lengths, acts in activation_batches(model, texts.tokens, layers, progress=progress):
         acts = acts.transpose(1, 2)  # (L, F, ΣT)
         N = acts.shape[-1]
-        new_index = torch.arange(offsets[-1], offsets[-1] + N).expand(L, F, N)
-        values, index = merge_top_k(values, index, acts, new_index)
+        new_index = torch.arange(offsets[-1], offsets[-1] + N).expand(F, N)
+        for r in range(L):  # one layer at a time: the sort's memory is 1/L of the batch's
+            values[r], index[r] = merge_top_k(values[r], index[r], acts[r], new_index)
         total += acts.sum(-1, dtype=torch.float64)
         positive += (acts > 0).sum(-1)
         for n in lengths:

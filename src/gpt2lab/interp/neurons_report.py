@@ -101,13 +101,14 @@ def shown_neurons(
     n: int,
 ) -> list[int]:
     """Up to n neurons of a layer worth a close look: those with a word-category label carried
-    by several words first, then any labelled one (both by best share), then the strongest."""
+    by several words first (the most selective, by lift, first), then any labelled one (by
+    lift), then the most strongly activated."""
     top = scan.values[scan.row(layer), :, 0]  # (F,)
 
     def key(neuron: int) -> tuple:
         found = labels.get((layer, neuron), [])
-        beyond = any(lb.group != nl.TOKEN_GROUP and lb.words >= nl.MIN_WORDS for lb in found)
-        best = max((lb.share for lb in found), default=0.0)
+        beyond = [lb for lb in found if lb.group != nl.TOKEN_GROUP and lb.words >= nl.MIN_WORDS]
+        best = max((lb.lift for lb in beyond or found), default=0.0)
         return (not beyond, not found, -best, -top[neuron], neuron)
 
     return sorted(range(scan.n_neurons), key=key)[:n]
