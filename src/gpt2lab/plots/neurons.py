@@ -29,6 +29,8 @@ def selectivity_bars(
     for i, (title, groups) in enumerate(panels.items()):
         ax = fig.add_subplot(len(panels), 1, i + 1)
         width = 0.8 / max(1, len(groups))
+        tallest = max((100 * max(f, default=0) for f in groups.values()), default=0)
+        ax.set_ylim(0, 1.3 * tallest or 1)  # headroom for the legend above the bars
         for j, (group, fractions) in enumerate(groups.items()):
             heights = 100 * np.asarray(fractions, dtype=float)
             offset = (j - (len(groups) - 1) / 2) * width
