@@ -252,6 +252,29 @@ BAD_INPUTS = [
         "--bootstrap must be at least 1",
     ),
     ("gardenpath-seed-not-a-number", "gardenpath --model {M} --seed abc", "invalid int value"),
+    ("neurons-missing-model", "neurons --model {X} --out out/n", "no such model directory"),
+    (
+        "neurons-layer",
+        "neurons --model {M} --layer 99 --out out/n",
+        "layer 99 is out of range",
+    ),
+    (
+        "neurons-empty-texts",
+        "neurons --model {M} --texts empty.txt --out out/n",
+        "no text to score",
+    ),
+    (
+        "neurons-missing-texts",
+        "neurons --model {M} --texts {X}.txt --out out/n",
+        "text file not found",
+    ),
+    ("neurons-top-zero", "neurons --model {M} --top 0 --out out/n", "--top must be at least 1"),
+    (
+        "neurons-out-under-a-file",
+        "neurons --model {M} --out {F}/n",
+        "notes.txt is a file, not a folder",
+    ),
+    ("neurons-out-is-a-file", "neurons --model {M} --out {F}", "notes.txt is a file, not a folder"),
     # --- verify / convert ------------------------------------------------------------------
     ("verify-unknown-preset", "verify --preset gpt5", "unknown preset 'gpt5'"),
     (

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "eval",
     "inspect",
     "heads",
+    "neurons",
     "tokenizer",
     "data",
     "verify",

@@ -44,7 +44,7 @@ def cmd_heads(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
     from gpt2lab.files import writable_dir
     from gpt2lab.interp.report import build_heads_report, write_heads_report
-    from gpt2lab.interp.texts import file_text_set, packed_probe_text_set
+    from gpt2lab.interp.texts import load_text_set
     from gpt2lab.pretrained import load_model_and_tokenizer
 
     if args.probes < 1 or args.examples < 0:
@@ -52,10 +52,7 @@ def cmd_heads(args: argparse.Namespace) -> int:
     writable_dir(args.out)  # before minutes of scoring
     model, tokenizer, name = load_model_and_tokenizer(args.model)
     context = min(model.config.block_size, 256)
-    if args.texts:
-        texts = file_text_set(tokenizer, args.texts, context)
-    else:
-        texts = packed_probe_text_set(tokenizer, args.probes, args.seed, context)
+    texts = load_text_set(tokenizer, context, args.texts, args.probes, args.seed)
     report = build_heads_report(
         model, texts, ablation=args.ablation, n_examples=args.examples, progress=sys.stderr.isatty()
     )

@@ -262,7 +262,7 @@ class TextSet:
         """The set itself, or a GPT2LabError when it holds no token at all."""
         if not any(self.tokens):
             where = f" in {self.source}" if self.source else ""
-            raise GPT2LabError(f"no text to score heads on{where}")
+            raise GPT2LabError(f"no text to score{where}")
         return self
 
     def append(

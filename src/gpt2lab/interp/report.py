@@ -348,7 +348,8 @@ def inspect_text(
     return path
 
 
-def _cell(text: str) -> str:
+def md_code(text: str) -> str:
+    """Text as inline code that is safe in a Markdown table cell: ' a|b' -> '` a¦b`'."""
     return "`" + text.replace("`", "'").replace("|", "¦").replace("\n", "↵") + "`"
 
 
@@ -362,10 +363,10 @@ def inspect_markdown(data: dict, pictures: list[str], lens: dict) -> str:
         "![](logit_lens.png)",
         "",
     ]
-    lines += ["| after | " + " | ".join(_cell(t["text"]) for t in data["tokens"]) + " |"]
+    lines += ["| after | " + " | ".join(md_code(t["text"]) for t in data["tokens"]) + " |"]
     lines += ["|---" * (len(data["tokens"]) + 1) + "|"]
     for stage, row in zip(lens["stages"], lens["top_tokens"]):
-        lines.append(f"| {stage} | " + " | ".join(_cell(cell[0]) for cell in row) + " |")
+        lines.append(f"| {stage} | " + " | ".join(md_code(cell[0]) for cell in row) + " |")
     lines += [
         "",
         "## Heads that contributed most to each next token (direct logit attribution)",
@@ -374,6 +375,6 @@ def inspect_markdown(data: dict, pictures: list[str], lens: dict) -> str:
     lines += ["| pos | token | next | top heads (DLA) |", "|---:|---|---|---|"]
     for row in data["top_heads"]:
         heads = ", ".join(f"L{h['layer']}H{h['head']} {h['dla']:+.2f}" for h in row["heads"])
-        nxt = _cell(row["next"]) + (" (predicted)" if row["predicted"] else "")
-        lines.append(f"| {row['position']} | {_cell(row['token'])} | {nxt} | {heads} |")
+        nxt = md_code(row["next"]) + (" (predicted)" if row["predicted"] else "")
+        lines.append(f"| {row['position']} | {md_code(row['token'])} | {nxt} | {heads} |")
     return "\n".join(lines) + "\n"
