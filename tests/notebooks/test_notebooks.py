@@ -24,6 +24,7 @@ EXPECTED = [
     "04_training.ipynb",
     "05_looking_inside.ipynb",
     "06_breaking_things.ipynb",
+    "07_beyond_attention.ipynb",
 ]
 NOTEBOOKS = [NOTEBOOK_DIR / name for name in EXPECTED]
 CELL_TIMEOUT_S = 600

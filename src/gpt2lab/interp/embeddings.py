@@ -609,6 +609,7 @@ def write_embeddings_report(analysis: EmbeddingAnalysis, out: str | os.PathLike)
     )
 
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     order = GROUPS[analysis.group]
 
     def scatter(view: dict) -> tuple[np.ndarray, list[str]]:
