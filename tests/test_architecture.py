@@ -50,7 +50,8 @@ ALLOWED: dict[str, set[str]] = {
     },
     "lm_eval_adapter": {"evaluate", "generate", "pretrained"},
     "experiments": {"config", "data", "train", "evaluate", "interp", "pretrained", "plots"},
-    "viewer": {"config", "model", "pretrained", "interp", "train", "plots"},
+    "timeline": {"model", "data", "pretrained", "evaluate", "interp", "train", "plots"},
+    "viewer": {"config", "model", "pretrained", "interp", "train", "plots", "timeline"},
     "cli": {
         "config",
         "model",
@@ -63,6 +64,7 @@ ALLOWED: dict[str, set[str]] = {
         "verify",
         "train",
         "experiments",
+        "timeline",
         "viewer",
     },
 }

@@ -22,8 +22,9 @@ import pytest
 from gpt2lab.cli import main
 
 # (id, argv, what stderr must say): {D} is the prepared dataset, {M} a model (GPT-2 vocabulary), {S} a model with a
-# 300-token vocabulary of its own, {R} a run (metrics.jsonl), {F} a regular file, {L} a
-# Latin-1 (not UTF-8) text file, {X} a path that does not exist.
+# 300-token vocabulary of its own, {R} a run (metrics.jsonl), {C} a run with a step checkpoint
+# ({M} as step_000003), {F} a regular file, {L} a Latin-1 (not UTF-8) text file, {X} a path
+# that does not exist.
 BAD_INPUTS = [
     # --- train ----------------------------------------------------------------------------
     ("train-missing-data", "train --data {X}", "no prepared data in no/such/path"),
@@ -311,6 +312,20 @@ BAD_INPUTS = [
         "ablate --out {F} --only baseline --seeds 1 --steps 2 --data {D}",
         "notes.txt is a file, not a folder",
     ),
+    # --- timeline --------------------------------------------------------------------------
+    ("timeline-missing-run", "timeline {X}", "no training run at no/such/path"),
+    ("timeline-data-is-not-a-run", "timeline {D}", "no training run at data/tiny"),
+    ("timeline-no-checkpoints", "timeline {R}", "has no step checkpoints"),
+    ("timeline-probes-zero", "timeline {C} --probes 0", "--probes must be at least 1"),
+    ("timeline-seed-not-a-number", "timeline {C} --seed abc", "invalid int value: 'abc'"),
+    ("timeline-missing-data", "timeline {C} --data {X}", "no prepared data at no/such/path"),
+    ("timeline-device-bogus", "timeline {C} --device bogus", "unknown device 'bogus'"),
+    (
+        "timeline-out-under-a-file",
+        "timeline {C} --out {F}/timeline",
+        "notes.txt is a file, not a folder",
+    ),
+    ("timeline-out-is-a-file", "timeline {C} --out {F}", "notes.txt is a file, not a folder"),
 ]
 
 NAMES = {
@@ -318,6 +333,7 @@ NAMES = {
     "{M}": "model",
     "{S}": "model300",
     "{R}": "run",
+    "{C}": "ckpt-run",
     "{F}": "notes.txt",
     "{L}": "latin1.txt",
     "{X}": "no/such/path",
@@ -363,6 +379,9 @@ def sandbox(tmp_path_factory, tiny_gpt) -> Path:
         lines = "".join(json.dumps(r) + "\n" for r in records) + '{"note": "é"}\n'
         (root / run / "metrics.jsonl").write_bytes(lines.encode(text))
         (root / run / "config.yaml").write_text("preset: tiny\nmax_steps: 3\n")
+    shutil.copytree(root / "run", root / "ckpt-run")
+    (root / "ckpt-run" / "config.yaml").write_text("data: data/tiny\nmax_steps: 3\n")
+    shutil.copytree(root / "model", root / "ckpt-run" / "checkpoints" / "step_000003")
     return root
 
 

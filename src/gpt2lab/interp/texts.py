@@ -50,6 +50,14 @@ def probe_text_set(
     return texts
 
 
+def packed_probe_text_set(tokenizer, n: int, seed: int, max_tokens: int) -> TextSet:
+    """`probe_text_set` packed into sequences of at most `max_tokens`, a blank line ("\\n\\n")
+    between texts: what `gpt2lab heads` and `gpt2lab timeline` score heads on."""
+    texts = probe_text_set(tokenizer, n, seed, max_tokens=max_tokens)
+    separator = tokenizer.encode("\n\n")
+    return pack(texts, max_tokens, separator, tokenizer.decode(separator))
+
+
 def file_text_set(tokenizer, path: str | Path, max_tokens: int) -> TextSet:
     """A text file split on blank lines into paragraphs, each cut into ≤ max_tokens windows."""
     path = Path(path)

@@ -112,6 +112,15 @@ class Progress(Callback):
 # ---------------------------------------------------------------------------------------------
 
 
+def sample_text(model, tokenizer, prompt: str, n_tokens: int, seed: int) -> str:
+    """The prompt and a continuation of `n_tokens` (temperature 0.8, top-k 40, seeded): what
+    samples.txt holds, and what `gpt2lab timeline` recomputes from a checkpoint."""
+    ids = tokenizer.encode(prompt) or [tokenizer.eot_token]
+    idx = torch.tensor([ids], device=device_of(model))  # (1, T)
+    out = generate(model, idx, n_tokens, temperature=0.8, top_k=40, seed=seed)  # (1, T + n)
+    return prompt + tokenizer.decode(out[0, len(ids) :].tolist())
+
+
 class Samples(Callback):
     """Writes a sample continuation of the prompt to samples.txt every `interval` steps and
     at the end of a completed run (temperature 0.8, top-k 40, seeded with the run's seed: the
@@ -124,13 +133,9 @@ class Samples(Callback):
         self.last_step = -1
 
     def write(self, trainer) -> str:
-        model = trainer.raw_model
-        ids = self.tokenizer.encode(self.prompt) or [self.tokenizer.eot_token]
-        idx = torch.tensor([ids], device=device_of(model))  # (1, T)
-        out = generate(
-            model, idx, self.n_tokens, temperature=0.8, top_k=40, seed=trainer.config.seed
+        text = sample_text(
+            trainer.raw_model, self.tokenizer, self.prompt, self.n_tokens, trainer.config.seed
         )
-        text = self.prompt + self.tokenizer.decode(out[0, len(ids) :].tolist())
         if trainer.dist.is_main:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(f"{SAMPLE_HEADER.format(step=trainer.step)}\n{text}\n\n")
@@ -189,16 +194,18 @@ class Monitor(Callback):
 
 
 class Checkpoints(Callback):
-    """step_* every `interval` steps (the last `keep_last` kept), best/ on a new best val loss,
-    and one at the end — each only while the trainer is healthy: from the first non-finite
-    step (or non-finite weight) on nothing is written, so the last checkpoint is the last
-    good one and no later write prunes it."""
+    """step_* every `interval` steps and every `keep_every` steps (the last `keep_last` kept,
+    and every multiple of keep_every), best/ on a new best val loss, and one at the end —
+    each only while the trainer is healthy: from the first non-finite step (or non-finite
+    weight) on nothing is written, so the last checkpoint is the last good one and no later
+    write prunes it."""
 
-    def __init__(self, interval: int) -> None:
-        self.interval = interval
+    def __init__(self, interval: int, keep_every: int = 0) -> None:
+        self.interval, self.keep_every = interval, keep_every
 
     def on_step_end(self, trainer, record):
-        if due(trainer.step, self.interval) and trainer.healthy():
+        wanted = due(trainer.step, self.interval) or due(trainer.step, self.keep_every)
+        if wanted and trainer.healthy():
             trainer.save_checkpoint()
 
     def on_eval_end(self, trainer, record):

@@ -145,12 +145,26 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def prune(checkpoints: Path, keep_last: int) -> None:
-    """Delete all but the newest `keep_last` step_* checkpoints; the newest one (what a
-    resume starts from) always stays, so keep_last=0 keeps only it and best/ (never touched)."""
-    steps = step_dirs(checkpoints)
-    for old in steps[: max(0, len(steps) - max(keep_last, 1))]:
-        shutil.rmtree(old)
+def prune(checkpoints: Path, keep_last: int, keep_every: int = 0) -> None:
+    """Delete the step_* checkpoints that `pruned_steps` gives up (best/ is never touched)."""
+    dirs = {int(STEP_DIR.match(p.name).group(1)): p for p in step_dirs(checkpoints)}
+    for step in pruned_steps(sorted(dirs), keep_last, keep_every):
+        shutil.rmtree(dirs[step])
+
+
+def pruned_steps(steps: list[int], keep_last: int, keep_every: int = 0) -> list[int]:
+    """The checkpoint steps to delete: all but the newest `keep_last`, except that the newest
+    one (what a resume starts from) always stays, and so does every multiple of `keep_every`
+    (0 = none: the timeline's checkpoints, `gpt2lab timeline`).
+
+    >>> pruned_steps([100, 200, 300, 400, 500], keep_last=2)
+    [100, 200, 300]
+    >>> pruned_steps([100, 200, 300, 400, 500], keep_last=0, keep_every=200)
+    [100, 300]
+    """
+    steps = sorted(steps)
+    old = steps[: max(0, len(steps) - max(keep_last, 1))]
+    return [s for s in old if not (keep_every > 0 and s % keep_every == 0)]
 
 
 def recover(checkpoints: Path) -> None:

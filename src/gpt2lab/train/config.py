@@ -53,6 +53,7 @@ RESUMABLE_CHANGES = frozenset(
         "monitor_interval",
         "checkpoint_interval",
         "keep_last",
+        "keep_every",
         "max_nonfinite",
         "tensorboard",
         "progress",
@@ -148,6 +149,9 @@ class TrainConfig:
     """steps between checkpoints (0 = only at the end)"""
     keep_last: int = 3
     """step checkpoints kept (the best-val one is kept too; 0 = only best/ and the latest)"""
+    keep_every: int = 0
+    """also write a checkpoint every N steps and never prune it, whatever keep_last says: the
+    checkpoints `gpt2lab timeline` compares (0 = none)"""
     max_nonfinite: int = 5
     """stop after this many consecutive non-finite steps"""
     tensorboard: bool = True
@@ -195,6 +199,7 @@ def validate(cfg: TrainConfig) -> None:
         "monitor_interval",
         "checkpoint_interval",
         "keep_last",
+        "keep_every",
     ):
         if getattr(cfg, name) < 0:
             raise GPT2LabError(f"{name} must be >= 0, got {getattr(cfg, name)}")

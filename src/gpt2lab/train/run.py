@@ -248,7 +248,7 @@ def default_callbacks(cfg: TrainConfig, run_dir: Path, data: DataSpec) -> list[C
             cfg.sample_interval,
         )
     )
-    callbacks.append(Checkpoints(cfg.checkpoint_interval))
+    callbacks.append(Checkpoints(cfg.checkpoint_interval, cfg.keep_every))
     return callbacks
 
 

@@ -400,7 +400,7 @@ class Trainer:
                 extra_files=self.data.tokenizer_files,
             )
             if not best:
-                ckpt.prune(checkpoints, self.config.keep_last)
+                ckpt.prune(checkpoints, self.config.keep_last, self.config.keep_every)
         D.barrier(self.dist)
         if not best:
             self.last_checkpoint, self.last_checkpoint_step = directory, self.step
