@@ -39,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     "interp": {"model", "hooks", "data", "plots"},
     "verify": {"config", "model", "pretrained", "reference"},
     "train": {
+        "params",
         "config",
         "model",
         "data",
@@ -49,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "reference",
     },
     "lm_eval_adapter": {"evaluate", "generate", "pretrained"},
+    "params": {"config", "model", "plots"},
     "experiments": {"config", "data", "train", "evaluate", "interp", "pretrained", "plots"},
     "timeline": {"model", "data", "pretrained", "evaluate", "interp", "train", "plots"},
     "viewer": {"config", "model", "pretrained", "interp", "train", "plots", "timeline"},
@@ -66,6 +68,7 @@ ALLOWED: dict[str, set[str]] = {
         "experiments",
         "timeline",
         "viewer",
+        "params",
     },
 }
 """area -> the areas it may import: the picture in docs/architecture.md."""

@@ -119,19 +119,33 @@ class GPTConfig:
         ]
         return [reason for ok, reason in checks if not ok]
 
-    def num_params_estimate(self, non_embedding: bool = True) -> int:
-        """Parameter count from the shape alone (matches GPT.num_params for the default switches)."""
-        d, f = self.n_embd, self.mlp_dim
+    def param_counts(self) -> dict[str, int]:
+        """Parameters per component, from the shape alone (no tensor is allocated).
+
+        token embedding (wte), position embedding (wpe; 0 unless learned), attention (c_attn +
+        c_proj, all layers), MLP (c_fc + c_proj, all layers), layer norm (two per block, plus
+        ln_f with pre-norm), output head (lm_head; 0 when tied to wte: counted once). GPT-2
+        small: attention 28,348,416 and MLP 56,669,184 of 124,439,808.
+        """
+        d, f, L = self.n_embd, self.mlp_dim, self.n_layer
         b = 1 if self.bias else 0
         ln = (2 * d if self.bias else d) if self.norm_placement != "none" else 0
-        attn = d * 3 * d + 3 * d * b + d * d + d * b
-        mlp = d * f + f * b + f * d + d * b
-        total = self.n_layer * (attn + mlp + 2 * ln) + ln
-        if not non_embedding:
-            total += self.vocab_size * d
-            total += self.block_size * d if self.pos_encoding == "learned" else 0
-            total += 0 if self.tie_embeddings else self.vocab_size * d
-        return total
+        return {
+            "token embedding": self.vocab_size * d,
+            "position embedding": self.block_size * d if self.pos_encoding == "learned" else 0,
+            "attention": L * (d * 3 * d + 3 * d * b + d * d + d * b),
+            "MLP": L * (d * f + f * b + f * d + d * b),
+            "layer norm": (2 * L + (self.norm_placement == "pre")) * ln,
+            "output head": 0 if self.tie_embeddings else self.vocab_size * d,
+        }
+
+    def num_params_estimate(self, non_embedding: bool = True) -> int:
+        """Parameter count from the shape alone (equals GPT.num_params for every switch);
+        non_embedding drops the token and position embeddings and the output head."""
+        counts = self.param_counts()
+        if non_embedding:
+            return counts["attention"] + counts["MLP"] + counts["layer norm"]
+        return sum(counts.values())
 
     # --- (de)serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -39,6 +39,8 @@ COMMAND_MODULES = (
     "serve",
     "ablate",
     "timeline",
+    "embeddings",
+    "params",
 )
 
 

@@ -61,17 +61,6 @@ def check_dtype(device: torch.device, dtype: str) -> None:
         raise GPT2LabError("mps has no float64; use --device cpu for --dtype float64")
 
 
-def estimate_step_bytes(config, batch_size: int, block_size: int) -> int:
-    """Rough fp32 memory of one micro-batch's activations kept for backward, in bytes.
-
-    Per layer and token about 34·C + 5·nh·T values (Korthikanti et al. 2022, without
-    recomputation); the logits and their gradient add 3·V per token.
-    """
-    tokens = batch_size * block_size
-    per_layer = tokens * (34 * config.n_embd + 5 * config.n_head * block_size)
-    return 4 * (config.n_layer * per_layer + 3 * tokens * config.vocab_size)
-
-
 def available_memory(device: torch.device) -> int | None:
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]

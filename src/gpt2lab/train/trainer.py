@@ -50,6 +50,7 @@ from gpt2lab.data.loader import TokenLoader
 from gpt2lab.data.prepared import DataSpec
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.model import GPT, context_limit
+from gpt2lab.params import training_memory
 from gpt2lab.train import checkpoint as ckpt
 from gpt2lab.train import distributed as D
 from gpt2lab.train import monitor
@@ -59,7 +60,6 @@ from gpt2lab.train.engine import (
     autocast_context,
     available_memory,
     count_targets,
-    estimate_step_bytes,
 )
 from gpt2lab.train.optim import lr_at
 
@@ -227,7 +227,10 @@ class Trainer:
     # --- setup helpers -------------------------------------------------------------------------
 
     def _check_memory(self) -> None:
-        need = estimate_step_bytes(self.model_config, self.config.batch_size, self.block_size)
+        step = training_memory(
+            self.model_config, self.config.batch_size, self.block_size, self.config.dtype
+        )
+        need = step.activations + step.logits  # the weights are already in place
         free = available_memory(self.device)
         if free is not None and need > free:
             raise GPT2LabError(
