@@ -26,6 +26,16 @@ import torch
 import torch.nn.functional as F
 
 from gpt2lab.errors import GPT2LabError
+from gpt2lab.interp.embeddings import (
+    GROUPS,
+    Occurrences,
+    collect_residuals,
+    label_in_group,
+    pca,
+    points,
+    position_tables,
+    word_tokens,
+)
 from gpt2lab.interp.heads import (
     ROLE_RULES,
     TextSet,
@@ -105,6 +115,8 @@ class Explorer:
         self._heads: dict | None = None
         self._neurons: NeuronIndex | None = None
         self._neuron_details: dict[tuple[int, int], dict] = {}
+        self._word_tokens: list | None = None
+        self._residuals: Occurrences | None = None
 
     # --- text -> tokens -------------------------------------------------------------------------
 
@@ -388,6 +400,69 @@ class Explorer:
                 for layer, n, value in found
             ],
         }
+
+    # --- embeddings ------------------------------------------------------------------------------
+
+    def embeddings(self, space: str, layer: int = 0, group: str = "part of speech") -> dict:
+        """A 2-D PCA of one embedding space, each point with its word (or position) and its
+        category in `group` ('other' when it has none or several there).
+
+        space: 'tokens' (rows of wte of the known words), 'positions' (wpe; the sinusoidal
+        table when positions are not learned), 'sinusoidal', or 'resid' (the residual stream
+        at word occurrences of stories texts after `layer` blocks: 0 is the embedding).
+        """
+        if group not in GROUPS:
+            raise GPT2LabError(
+                f"unknown category group {group!r}; choose one of {', '.join(GROUPS)}"
+            )
+        layers = ["embed"] + [f"block {i}" for i in range(self.model.config.n_layer)]
+        if space == "resid" and not 0 <= layer < len(layers):
+            raise GPT2LabError(
+                f"layer {layer} is out of range: the residual stream has layers 0..{len(layers) - 1}"
+                f" ({', '.join(layers)})"
+            )
+        rows, labels, categories, table = self._space(space, layer, group)
+        fit = pca(rows, 2)
+        present = set(categories)
+        return {
+            "space": space,
+            "table": table,
+            "layer": layer,
+            "layers": layers,
+            "group": group,
+            "groups": {g: list(cs) for g, cs in GROUPS.items()},
+            "categories": [c for c in GROUPS[group] if c in present]
+            + (["other"] if None in present else []),
+            "explained": fit.explained.tolist(),
+            "points": points(fit.coords, labels, categories),
+        }
+
+    def _space(self, space: str, layer: int, group: str):
+        """(rows (n, C), labels, categories, table name) of one space."""
+        if space == "tokens":
+            if self._word_tokens is None:
+                self._word_tokens = word_tokens(self.tokenizer, self.model.config.vocab_size)
+            ids = [t for t, _, _ in self._word_tokens]
+            rows = self.model.wte.weight.detach()[ids].double().cpu().numpy()  # (n, C)
+            labels = [text for _, text, _ in self._word_tokens]
+            return rows, labels, [label_in_group(c, group) for *_, c in self._word_tokens], "wte"
+        if space in ("positions", "sinusoidal"):
+            tables = position_tables(self.model)
+            table = "learned" if space == "positions" and "learned" in tables else "sinusoidal"
+            labels = [str(p) for p in range(len(tables[table]))]
+            return tables[table], labels, [None] * len(labels), table
+        if self._residuals is None:
+            with self.lock:
+                if self._residuals is None:
+                    self._residuals = collect_residuals(
+                        self.model,
+                        self.tokenizer,
+                        n_words=self.limits.embedding_words,
+                        context=min(self.max_tokens, 256),
+                    )
+        occ = self._residuals
+        categories = [label_in_group(c, group) for c in occ.categories]
+        return occ.vectors[layer], occ.words, categories, occ.layers[layer]
 
 
 @dataclass

@@ -7,6 +7,8 @@ than a silently ignored option, and take JSON types strictly: {"k": "5"}, {"k": 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_ABLATE = 4096  # (layer, head) pairs in one request; a 48 × 25 GPT-2 XL has 1200 heads
@@ -243,6 +245,30 @@ class TokenNeuronsResponse(BaseModel):
     position: int
     token: Token
     neurons: list[TokenNeuron]
+
+
+# --- embeddings ------------------------------------------------------------------------------
+
+Space = Literal["tokens", "positions", "sinusoidal", "resid"]
+
+
+class Point(BaseModel):
+    x: float
+    y: float
+    label: str = Field(description="The word (or token, or position) the point is.")
+    category: str = Field(description="Its category in the group; 'other' for none or several.")
+
+
+class EmbeddingsResponse(BaseModel):
+    space: Space
+    table: str = Field(description="wte, learned, sinusoidal, or the residual layer's name.")
+    layer: int
+    layers: list[str] = Field(description="The residual stream's layers: embed, block 0, ….")
+    group: str
+    groups: dict[str, list[str]]
+    categories: list[str] = Field(description="The categories present, in legend order.")
+    explained: list[float] = Field(description="Share of the variance along PC1 and PC2.")
+    points: list[Point]
 
 
 # --- timeline --------------------------------------------------------------------------------

@@ -295,6 +295,16 @@ def create_app(
         """The k most active MLP neurons, over every layer, at one token of the text."""
         return explorer.token_neurons(req.text, req.position, req.k)
 
+    @app.get("/api/embeddings", response_model=schemas.EmbeddingsResponse, responses=ERRORS)
+    def api_embeddings(
+        space: schemas.Space = "tokens",
+        layer: int = Query(0, ge=0, description="Residual layer: 0 = embedding, i = block i−1."),
+        group: str = Query("part of speech", description="Category group the colours show."),
+    ) -> dict:
+        """A 2-D PCA of token embeddings, position embeddings, or the residual stream at the
+        words of stories texts (read once, on first call), coloured by word category."""
+        return explorer.embeddings(space, layer, group)
+
     @app.get("/api/timeline", response_model=schemas.TimelineResponse, responses=ERRORS)
     def api_timeline() -> dict:
         """The run's train and val loss, where the train loss's slope changes, and the steps
