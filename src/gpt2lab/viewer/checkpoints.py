@@ -22,7 +22,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gpt2lab.timeline import TimelineInputs, checkpoint_summary, loss_curve, make_inputs
+from gpt2lab.errors import GPT2LabError
+from gpt2lab.timeline import (
+    TimelineInputs,
+    checkpoint_dirs,
+    checkpoint_summary,
+    loss_curve,
+    make_inputs,
+)
 from gpt2lab.viewer.metrics import thin_indices
 
 
@@ -45,6 +52,13 @@ class RunTimeline:
         self._overview: dict = {}
         self._inputs: TimelineInputs | None = None
         self._summaries: dict[int, dict] = {}
+
+    def available(self) -> bool:
+        """Whether the run has step checkpoints to put on a slider (a directory listing)."""
+        try:
+            return bool(checkpoint_dirs(self.run_dir))
+        except GPT2LabError:
+            return False
 
     def overview(self) -> dict:
         """Curves, slope changes and checkpoint steps (a GPT2LabError when the run has no

@@ -104,6 +104,7 @@ class Info(BaseModel):
     max_top_k: int
     tokenizer: str
     has_run: bool
+    has_timeline: bool = Field(description="The run has step checkpoints (--keep-every N).")
 
 
 class HeadRole(BaseModel):

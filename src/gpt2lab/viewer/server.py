@@ -6,7 +6,7 @@
 Endpoints (OpenAPI schema and a try-it page at /docs, served offline):
 
     GET  /                 the page (`?text=` preloads the text box)
-    GET  /api/info         model shape, caps, whether a run is attached
+    GET  /api/info         model shape, caps, whether a run (with kept checkpoints) is attached
     POST /api/tokenize     {text} -> tokens
     POST /api/predict      {text, k, ablate: [{layer, head}]} -> top-k per position (+ Δ log p)
     POST /api/attention    {text, layer, head, ablate} -> the head's (T, T) pattern + thumbnails
@@ -232,7 +232,8 @@ def create_app(
     _add_error_handlers(app)
 
     def info() -> dict:
-        return {**explorer.info(), "has_run": run is not None}
+        has_timeline = timeline is not None and timeline.available()
+        return {**explorer.info(), "has_run": run is not None, "has_timeline": has_timeline}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(text: str = Query(DEFAULT_TEXT, max_length=limits.max_chars)) -> HTMLResponse:
