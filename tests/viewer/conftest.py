@@ -77,6 +77,19 @@ def model(tiny_gpt) -> GPT:
 
 
 @pytest.fixture(scope="session")
+def hf_model(model, tmp_path_factory):
+    """The same weights in transformers' own GPT-2 (eager attention, so it returns weights)."""
+    from gpt2lab.pretrained import save_pretrained
+
+    transformers = pytest.importorskip("transformers")
+    directory = tmp_path_factory.mktemp("hf")
+    assert save_pretrained(model, directory, format="hf") == "hf"
+    return transformers.GPT2LMHeadModel.from_pretrained(
+        directory, attn_implementation="eager"
+    ).eval()
+
+
+@pytest.fixture(scope="session")
 def tokenizer():
     from gpt2lab.tokenizer import get_tokenizer
 

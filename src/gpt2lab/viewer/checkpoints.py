@@ -63,6 +63,7 @@ class RunTimeline:
     def overview(self) -> dict:
         """Curves, slope changes and checkpoint steps (a GPT2LabError when the run has no
         step checkpoints or too few records)."""
+        checkpoint_dirs(self.run_dir)  # "… has no step checkpoints; train it with --keep-every N"
         stat = (self.run_dir / "metrics.jsonl").stat()
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
@@ -85,6 +86,7 @@ class RunTimeline:
         """`timeline.checkpoint_summary` of the checkpoint at `step`, as JSON-able data."""
         with self._lock:
             if step not in self._summaries:
+                checkpoint_dirs(self.run_dir)
                 if self._inputs is None:
                     self._inputs = make_inputs(self.run_dir, probes=self.probes)
                 summary = checkpoint_summary(

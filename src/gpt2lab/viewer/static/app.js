@@ -647,7 +647,7 @@ function renderNeuron(d) {
   $("neuron-examples").replaceChildren(...d.examples.map((e) => el("div", {
     class: "example", dataset: { text: e.text, position: e.position },
   },
-  el("span", { class: "act", style: { background: blues(e.activation / Math.max(d.max, 1e-9)) } }, fixed(e.activation)),
+  el("span", { class: `act${e.activation > 0.6 * d.max ? " light" : ""}`, style: { background: blues(e.activation / Math.max(d.max, 1e-9)) } }, fixed(e.activation)),
   el("span", { class: "context" },
     ...e.tokens.map((t, k) => el("span", { class: `chip tiny${k === e.index ? " hl" : ""}` }, showToken(t)))))));
   $("neuron-hist").replaceChildren(histogram(d.histogram.counts, d.histogram.edges));
