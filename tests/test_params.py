@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import torch
@@ -159,3 +160,13 @@ def test_the_estimate_matches_a_measured_cpu_step():
     estimate = training_memory(config, 8, 256).total
     measured = measure_training_peak(config, 8, 256)
     assert abs(measured / estimate - 1) < 0.10, (measured, estimate)
+
+
+def test_the_command_writes_its_report(tmp_path, capsys):
+    from gpt2lab.cli import main
+
+    argv = ["params", "--preset", "gpt2", "--batch-size", "8", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "124,439,808 parameters" in out and "MLP 66.6%" in out
+    assert json.loads((tmp_path / "params.json").read_text())["total"] == 124_439_808

@@ -326,6 +326,27 @@ BAD_INPUTS = [
         "notes.txt is a file, not a folder",
     ),
     ("timeline-out-is-a-file", "timeline {C} --out {F}", "notes.txt is a file, not a folder"),
+    # --- embeddings / params -------------------------------------------------------------
+    ("embeddings-missing-model", "embeddings --model {X} --out out/emb", "no such model directory"),
+    (
+        "embeddings-out-under-a-file",
+        "embeddings --model {M} --out {F}/emb",
+        "notes.txt is a file, not a folder",
+    ),
+    ("embeddings-words", "embeddings --model {M} --words 0", "--words must be at least 10"),
+    ("embeddings-group", "embeddings --model {M} --group colour", "invalid choice: 'colour'"),
+    ("params-unknown-preset", "params --preset gpt5", "unknown preset 'gpt5'"),
+    ("params-missing-model", "params --model {X}", "no such model directory"),
+    ("params-batch-zero", "params --preset tiny --batch-size 0", "--batch-size and --block-size"),
+    ("params-block-over-positions", "params --preset tiny --block-size 1000", "learned positions"),
+    ("params-budget", "params --preset tiny --budget-gib 0", "--budget-gib must be"),
+    ("params-model-and-preset", "params --model {M} --preset tiny", "not allowed with argument"),
+    ("params-measure-on-mps", "params --preset tiny --measure --device mps", "cpu or cuda"),
+    (
+        "params-out-under-a-file",
+        "params --preset tiny --out {F}/params",
+        "notes.txt is a file, not a folder",
+    ),
 ]
 
 NAMES = {

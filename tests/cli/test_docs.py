@@ -17,6 +17,6 @@ def test_cli_reference_is_in_sync():
 def test_every_command_has_help_text():
     """Each command module is named after its command (gpt2lab.cli.COMMAND_MODULES)."""
     text = cli_reference()
-    assert len(COMMAND_MODULES) == 13
+    assert len(COMMAND_MODULES) == 16
     for command in COMMAND_MODULES:
         assert f"## `gpt2lab {command}`" in text

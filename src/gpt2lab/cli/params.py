@@ -52,6 +52,7 @@ def cmd_params(args: argparse.Namespace) -> int:
     from gpt2lab.config import GPTConfig
     from gpt2lab.errors import GPT2LabError
     from gpt2lab.files import writable_dir
+    from gpt2lab.model import resolve_device
     from gpt2lab.params import measure_training_peak, params_report, write_params_report
 
     if args.batch_size < 1 or (args.block_size is not None and args.block_size < 1):
@@ -70,6 +71,8 @@ def cmd_params(args: argparse.Namespace) -> int:
         raise GPT2LabError(
             f"--block-size {block} is longer than the model's {config.block_size} learned positions"
         )
+    if args.measure and resolve_device(args.device).type not in ("cpu", "cuda"):
+        raise GPT2LabError(f"--measure runs on cpu or cuda, not {args.device}")
     writable_dir(args.out)
     measured = None
     if args.measure:

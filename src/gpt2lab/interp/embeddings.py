@@ -140,11 +140,14 @@ class Occurrences:
 
     vectors: (L + 1, n, C) float32 — layer 0 is token + position embedding, layer i the
     output of block i; words and categories: one per occurrence (the vector is read at the
-    word's last token, which has seen all of it)."""
+    word's last token, which has seen all of it); tokens and positions: that token's id and
+    its position in the window the model read."""
 
     vectors: np.ndarray
     words: list[str]
     categories: list[tuple[str, ...]]
+    tokens: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)
 
 
@@ -191,7 +194,7 @@ def collect_residuals(
     names = residual_hooks(config.n_layer)
     per_word: Counter[str] = Counter()
     layers: list[list[np.ndarray]] = [[] for _ in range(config.n_layer + 1)]
-    words, cats = [], []
+    words, cats, tokens, positions = [], [], [], []
     bar = tqdm(total=n_words, desc="words", unit="word", disable=not progress)
     chunk = 0
     with eval_mode(model), torch.no_grad():
@@ -213,6 +216,8 @@ def collect_residuals(
                     if per_word[w] < max_per_word and len(words) < n_words:
                         per_word[w] += 1
                         keep.append(t)
+                        tokens.append(ids[start + t])
+                        positions.append(t)
                         words.append(w)
                         cats.append(categories_of(w))
                 at = torch.tensor(keep, device=device)
@@ -228,6 +233,8 @@ def collect_residuals(
         vectors=np.stack([np.concatenate(layer) for layer in layers]),  # (L + 1, n, C)
         words=words,
         categories=cats,
+        tokens=tokens,
+        positions=positions,
         layers=["embed"] + [f"block {i}" for i in range(config.n_layer)],
     )
 
@@ -319,8 +326,10 @@ def probe(
     if len(classes) < 2 or not test.any():
         return None
     index = {c: k for k, c in enumerate(classes)}
-    X = np.asarray(X, dtype=np.float64)[have]
-    y = np.array([index[c] for c in labels_l])
+    used = train | test  # labels of a single word are in neither
+    X = np.asarray(X, dtype=np.float64)[have][used]  # (m, d)
+    y = np.array([index[c] for c, u in zip(labels_l, used) if u])  # (m,)
+    train, test = train[used], test[used]
     mean, std = X[train].mean(0), X[train].std(0) + 1e-8
     Z = (X - mean) / std
     W, b = fit_logistic(Z[train], y[train], len(classes), l2=l2)
