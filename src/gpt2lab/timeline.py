@@ -222,6 +222,10 @@ class LossCurve:
     fit: SlopeFit
     checkpoint_steps: list[int]
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: the fields, `fit` and its `changes` as dicts too."""
+        return asdict(self)
+
 
 def checkpoint_dirs(run_dir: Path) -> dict[int, Path]:
     """{step: directory} of a run's complete step_* checkpoints, oldest first (best/ is one of
@@ -436,6 +440,10 @@ class CheckpointSummary:
     cloze_accuracy: float
     cloze_by_kind: dict[str, float]
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data: the fields, `roles` as a list of dicts."""
+        return asdict(self)
+
     def role_score(self, role: str) -> float | None:
         return next((r.score for r in self.roles if r.role == role), None)
 
@@ -504,8 +512,9 @@ class Timeline:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data (what timeline.json holds and a viewer reads)."""
-        return json.loads(json.dumps(asdict(self), default=str))
+        """Plain JSON-able data (what timeline.json holds and a viewer reads): {"curve":
+        LossCurve.to_dict(), "checkpoints": [CheckpointSummary.to_dict(), …], "settings"}."""
+        return asdict(self)
 
     def changes_at(self, index: int) -> list[SlopeChange]:
         """The slope changes after checkpoint index − 1 and up to checkpoint `index`: the

@@ -114,6 +114,7 @@ def test_one_checkpoint_with_another_prompt_and_seed(tiny_run):
     assert summary.step == 20 and summary.sample.startswith("The dog")
     again = checkpoint_summary(tiny_run, 20, probes=10, prompt="The dog", seed=5)
     assert again == summary  # deterministic
+    assert json.loads(json.dumps(summary.to_dict()))["roles"][0]["role"] == "previous-token"
     with pytest.raises(GPT2LabError, match="no checkpoint at step 15"):
         checkpoint_summary(tiny_run, 15)
 
@@ -140,3 +141,4 @@ def test_json_markdown_and_png(timeline, tmp_path):
 def test_loss_curve_alone_loads_no_model(tiny_run):
     curve = loss_curve(tiny_run)
     assert curve.checkpoint_steps == [10, 20, 30] and len(curve.fit.steps) == 30
+    assert json.loads(json.dumps(curve.to_dict()))["train_steps"] == list(range(1, 31))
