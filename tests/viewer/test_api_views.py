@@ -5,7 +5,6 @@ metrics.jsonl, and the library functions each view is built on, called directly.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -222,7 +221,7 @@ def test_timeline_is_the_runs_loss_curve_and_its_slope_changes(run_client, train
         "value": [r["val_loss"] for r in evals],
     }
     curve = loss_curve(trained_run)
-    assert data["changes"] == [dataclasses.asdict(c) for c in curve.fit.changes]
+    assert data["changes"] == curve.to_dict()["fit"]["changes"]
     assert data["fit"]["value"] == pytest.approx(curve.fit.fitted)
     assert run_client.get("/api/info").json()["has_timeline"] is True
 
@@ -231,7 +230,7 @@ def test_each_checkpoint_is_the_librarys_summary_and_the_trainers_val_loss(run_c
     logged = {r["step"]: r["val_loss"] for r in run_records(trained_run, "eval")}
     for step in (8, 24):
         data = run_client.get("/api/timeline/checkpoint", params={"step": step}).json()
-        expected = dataclasses.asdict(checkpoint_summary(trained_run, step, probes=RUN_PROBES))
+        expected = checkpoint_summary(trained_run, step, probes=RUN_PROBES).to_dict()
         assert data["sample"] == expected["sample"] and data["sample"].startswith("Once upon")
         assert data["roles"] == [pytest.approx(r) for r in expected["roles"]]
         assert data["cloze_accuracy"] == pytest.approx(expected["cloze_accuracy"])

@@ -17,7 +17,6 @@ it is not the explorer's model lock, since the checkpoints are models of their o
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -68,15 +67,16 @@ class RunTimeline:
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
-                curve = loss_curve(self.run_dir)
+                curve = loss_curve(self.run_dir).to_dict()
+                fit = curve["fit"]
                 self._overview = {
                     "run": self.run_dir.name,
-                    "steps": curve.checkpoint_steps,
-                    "train": thinned(curve.train_steps, curve.train_losses),
-                    "val": {"step": curve.val_steps, "value": curve.val_losses},
-                    "fit": {"step": curve.fit.steps, "value": curve.fit.fitted},
-                    "changes": [dataclasses.asdict(c) for c in curve.fit.changes],
-                    "log_step": curve.fit.log_step,
+                    "steps": curve["checkpoint_steps"],
+                    "train": thinned(curve["train_steps"], curve["train_losses"]),
+                    "val": {"step": curve["val_steps"], "value": curve["val_losses"]},
+                    "fit": {"step": fit["steps"], "value": fit["fitted"]},
+                    "changes": fit["changes"],
+                    "log_step": fit["log_step"],
                     "probes": self.probes,
                 }
                 self._stamp = stamp
@@ -92,5 +92,5 @@ class RunTimeline:
                 summary = checkpoint_summary(
                     self.run_dir, step, inputs=self._inputs, device=self.device
                 )
-                self._summaries[step] = dataclasses.asdict(summary)
+                self._summaries[step] = summary.to_dict()
             return self._summaries[step]
