@@ -47,6 +47,8 @@ def test_neurons_writes_a_report_whose_numbers_agree(model_dir, tmp_path, capsys
 
     model, tokenizer, _ = load_model_and_tokenizer(model_dir)
     texts = load_text_set(tokenizer, 64, probes=12)
+    for ids, strings in zip(texts.tokens, texts.strings):  # packed: separators too
+        assert strings == [tokenizer.decode([t]) for t in ids]
     assert len(data["neurons"]) == 4
     for neuron in data["neurons"]:
         layer, n = neuron["layer"], neuron["neuron"]

@@ -17,14 +17,15 @@ Three views of a neuron, each a function below:
   tokens whose logits its firing raises most and lowers most, ignoring every later layer.
 - *One position*: the most active neurons at one token (`neurons_of_token`).
 
-Example, `tiny` stories model, layer 0, a neuron whose top contexts read
-"… a ⟦red⟧ ball", "… the ⟦teal⟧ ox", "… the ⟦pink⟧ fence" (the current token in ⟦ ⟧): its
-top-k tokens are colours; `gpt2lab.interp.neuron_labels` turns that into the label `colour`.
+Example, the default `stories` model (`gpt2lab train`, 400 steps), layer 1, neuron 275: its
+top contexts read "… ate four purple⟦ grapes⟧ and drank …", "… about a⟦ nut⟧ and some
+yogurt …", "… twelve quick⟦ crackers⟧ and …" (the current token in ⟦ ⟧); 19 of its top 20
+tokens are foods, and `gpt2lab.interp.neuron_labels` labels it `food` (and `noun`, `plural`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,9 @@ from gpt2lab.errors import GPT2LabError
 from gpt2lab.interp.heads import TextSet
 from gpt2lab.interp.interventions import check_head
 from gpt2lab.model import LayerNorm, device_of, eval_mode
+
+BATCH_SIZE = 8
+"""Texts per forward pass: GPT-2 small at 256 tokens keeps 8 × 12 × 256 × 3072 floats (300 MB)."""
 
 # ---------------------------------------------------------------------------------------------
 # 1. Activations
@@ -64,12 +68,38 @@ def neuron_activations(
 
     Read from `blocks.{L}.mlp.hook_post` in one forward pass (dropout off).
     """
-    layers = check_layers(model, layers)
+    _, acts = next(activation_batches(model, [ids], check_layers(model, layers)))
+    return acts
+
+
+@torch.no_grad()
+def activation_batches(
+    model,
+    sequences: Sequence[Sequence[int]],
+    layers: list[int],
+    batch_size: int = BATCH_SIZE,
+    progress: bool = False,
+    desc: str = "neurons",
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """(lengths, activations (L, ΣT, F)) for every `batch_size` texts, the texts' tokens one
+    after another along the middle dimension, in order.
+
+    Texts of a batch are padded on the right to the longest: a causal model's position t sees
+    only positions ≤ t, so the padding changes no real token's activation.
+    """
     names = [mlp_hook(layer) for layer in layers]
-    idx = torch.tensor([list(ids)], device=device_of(model))  # (1, T)
+    device = device_of(model)
+    starts = range(0, len(sequences), batch_size)
     with eval_mode(model):
-        _, cache = model.run_with_cache(idx, names=names)
-    return torch.stack([cache[name][0] for name in names]).float().cpu()  # (L, T, F)
+        for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
+            batch = [list(ids) for ids in sequences[start : start + batch_size]]
+            lengths = [len(ids) for ids in batch]
+            idx = torch.zeros(len(batch), max(1, *lengths), dtype=torch.long)  # (B, T)
+            for b, ids in enumerate(batch):
+                idx[b, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            _, cache = model.run_with_cache(idx.to(device), names=names)
+            acts = torch.stack([cache[name] for name in names], 1).float().cpu()  # (B, L, T, F)
+            yield lengths, torch.cat([a[:, :n] for a, n in zip(acts, lengths)], 1)  # (L, ΣT, F)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,8 +170,8 @@ def scan_neurons(
 ) -> NeuronScan:
     """Run the model over every text once; keep each neuron's top-k, mean and density.
 
-    Memory is O(L · F · k) whatever the number of texts: each text's (L, T, F) activations are
-    merged into the running top-k (`merge_top_k`) and dropped.
+    Memory is O(L · F · k) whatever the number of texts: each batch's activations are merged
+    into the running top-k (`merge_top_k`) and dropped.
     """
     if k < 1:
         raise GPT2LabError(f"top-k must be at least 1, got {k}")
@@ -152,14 +182,16 @@ def scan_neurons(
     total = torch.zeros(L, F, dtype=torch.float64)
     positive = torch.zeros(L, F, dtype=torch.long)
     offsets = [0]
-    for ids in tqdm(texts.tokens, desc="neurons", disable=not progress, leave=False):
-        acts = neuron_activations(model, ids, layers).transpose(1, 2)  # (L, F, T)
-        T = acts.shape[-1]
-        new_index = torch.arange(offsets[-1], offsets[-1] + T).expand(L, F, T)
-        values, index = merge_top_k(values, index, acts, new_index)
+    for lengths, acts in activation_batches(model, texts.tokens, layers, progress=progress):
+        acts = acts.transpose(1, 2)  # (L, F, ΣT)
+        N = acts.shape[-1]
+        new_index = torch.arange(offsets[-1], offsets[-1] + N).expand(F, N)
+        for r in range(L):  # one layer at a time: the sort's memory is 1/L of the batch's
+            values[r], index[r] = merge_top_k(values[r], index[r], acts[r], new_index)
         total += acts.sum(-1, dtype=torch.float64)
         positive += (acts > 0).sum(-1)
-        offsets.append(offsets[-1] + T)
+        for n in lengths:
+            offsets.append(offsets[-1] + n)
     n_tokens = offsets[-1]
     if n_tokens == 0:
         raise GPT2LabError("no tokens to scan neurons on")
@@ -240,15 +272,13 @@ def neuron_values(
 ) -> np.ndarray:
     """Every activation of the (layer, neuron) pairs over the text set: (N tokens, n pairs).
 
-    One forward pass per text, whatever the number of layers the pairs come from.
+    One forward pass per batch of texts, whatever the number of layers the pairs come from.
     """
     layers = sorted({layer for layer, _ in neurons})
     rows = torch.as_tensor([layers.index(layer) for layer, _ in neurons], dtype=torch.long)
     columns = torch.as_tensor([neuron for _, neuron in neurons], dtype=torch.long)
-    values = [
-        neuron_activations(model, ids, layers)[rows, :, columns].t()  # (n, T) -> (T, n)
-        for ids in tqdm(texts.tokens, desc="histograms", disable=not progress, leave=False)
-    ]
+    batches = activation_batches(model, texts.tokens, layers, progress=progress, desc="values")
+    values = [acts[rows, :, columns].t() for _, acts in batches]  # (n, ΣT) -> (ΣT, n)
     return torch.cat(values).numpy()
 
 

@@ -101,13 +101,14 @@ def shown_neurons(
     n: int,
 ) -> list[int]:
     """Up to n neurons of a layer worth a close look: those with a word-category label carried
-    by several words first, then any labelled one (both by best share), then the strongest."""
+    by several words first (the most selective, by lift, first), then any labelled one (by
+    lift), then the most strongly activated."""
     top = scan.values[scan.row(layer), :, 0]  # (F,)
 
     def key(neuron: int) -> tuple:
         found = labels.get((layer, neuron), [])
-        beyond = any(lb.group != nl.TOKEN_GROUP and lb.words >= nl.MIN_WORDS for lb in found)
-        best = max((lb.share for lb in found), default=0.0)
+        beyond = [lb for lb in found if lb.group != nl.TOKEN_GROUP and lb.words >= nl.MIN_WORDS]
+        best = max((lb.lift for lb in beyond or found), default=0.0)
         return (not beyond, not found, -best, -top[neuron], neuron)
 
     return sorted(range(scan.n_neurons), key=key)[:n]
@@ -180,7 +181,8 @@ def write_neurons_report(report: NeuronsReport, out: Path, model_name: str) -> P
     categories = [c for g in GROUPS.values() for c in g]
     counts = np.array([[x.by_category[c] for c in categories] for x in sel])
     title = "neurons labelled with each word category"
-    save_png(category_heatmap(layers, categories, counts, title), out / "categories.png")
+    names = [category_name(c) for c in categories]
+    save_png(category_heatmap(layers, names, counts, title), out / "categories.png")
     for layer in layers:
         hists = [
             (f"L{d.layer} n{d.neuron} {label_text(d.labels, short=True)}", *d.histogram)
@@ -193,13 +195,25 @@ def write_neurons_report(report: NeuronsReport, out: Path, model_name: str) -> P
     return atomic_write_text(out / "report.md", neurons_markdown(report, model_name))
 
 
+def category_name(category: str) -> str:
+    """The part of speech 'number' (five, three) reads 'numeral', apart from the group
+    'number' (singular, plural); every other category reads as it is."""
+    return "numeral" if category == "number" else category
+
+
+def label_name(label: nl.CategoryLabel) -> str:
+    """How a label reads: 'animal', 'numeral', "token 'the'"."""
+    if label.group == nl.TOKEN_GROUP:
+        return f"token {label.category!r}"
+    return category_name(label.category)
+
+
 def label_text(labels: Sequence[nl.CategoryLabel], short: bool = False) -> str:
     """'noun 0.90 ×4.5 (7 words), animal 0.80 ×16 (6 words)'; short: 'noun, animal'."""
     if short:
-        return ", ".join(lb.category for lb in labels[:3])
+        return ", ".join(label_name(lb) for lb in labels[:3])
     return ", ".join(
-        f"{'token ' + repr(lb.category) if lb.group == nl.TOKEN_GROUP else lb.category} "
-        f"{lb.share:.2f} ×{lb.lift:.1f}"
+        f"{label_name(lb)} {lb.share:.2f} ×{lb.lift:.1f}"
         + (f" ({lb.words} words)" if lb.group != nl.TOKEN_GROUP else "")
         for lb in labels
     )

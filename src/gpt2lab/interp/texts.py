@@ -74,10 +74,10 @@ def file_text_set(tokenizer, path: str | Path, max_tokens: int) -> TextSet:
     return texts
 
 
-def pack(texts: TextSet, max_tokens: int, separator: list[int], sep_text: str) -> TextSet:
-    """Join consecutive texts, `separator` tokens between them, into sequences of at most
-    `max_tokens`; every annotation moves with its text. A text that alone is longer stays
-    as it is."""
+def pack(texts: TextSet, max_tokens: int, separator: list[int], sep_strings: list[str]) -> TextSet:
+    """Join consecutive texts, `separator` tokens between them (their texts `sep_strings`),
+    into sequences of at most `max_tokens`; every annotation moves with its text. A text
+    that alone is longer stays as it is."""
     packed = TextSet([], [], boundaries=[], source=f"{texts.source}, packed to ≤{max_tokens}")
     current = None
     for k in range(len(texts)):
@@ -88,7 +88,7 @@ def pack(texts: TextSet, max_tokens: int, separator: list[int], sep_text: str) -
         ):
             offset = len(current["tokens"]) + len(separator)
             current["tokens"] += separator + part["tokens"]
-            current["strings"] += [sep_text] * len(separator) + part["strings"]
+            current["strings"] += sep_strings + part["strings"]
             current["boundaries"] += [b + offset for b in part["boundaries"]]
             current["pronouns"] += [(p + offset, a + offset) for p, a in part["pronouns"]]
             current["candidates"] += [c + offset for c in part["candidates"]]
@@ -111,4 +111,4 @@ def load_text_set(
         return file_text_set(tokenizer, path, context)
     texts = probe_text_set(tokenizer, probes, seed, max_tokens=context)
     separator = tokenizer.encode("\n\n")
-    return pack(texts, context, separator, tokenizer.decode(separator))
+    return pack(texts, context, separator, token_strings(tokenizer, separator))

@@ -16,19 +16,25 @@ def selectivity_bars(
     layers: Sequence[int], panels: Mapping[str, Mapping[str, Sequence[float]]]
 ) -> Figure:
     """One panel per entry of `panels` (title -> {group: fraction per layer}); in each, a
-    cluster of bars per layer, one bar per group, heights in percent of the layer's neurons.
+    cluster of bars per layer, one bar per group, heights in percent of the layer's neurons;
+    a group has the same colour in every panel.
 
     panels = {"any label": {"part of speech": [0.10, 0.04], "meaning": [0.02, 0.05]}}
     draws layers 0 and 1 with two bars each.
     """
     fig = Figure(figsize=(max(5.0, 1.2 * len(layers) + 2.5), 3.2 * len(panels)), layout="tight")
     x = np.arange(len(layers))
+    names = list(dict.fromkeys(g for groups in panels.values() for g in groups))
+    colors = {name: f"C{i % 10}" for i, name in enumerate(names)}  # a group keeps its colour
     for i, (title, groups) in enumerate(panels.items()):
         ax = fig.add_subplot(len(panels), 1, i + 1)
         width = 0.8 / max(1, len(groups))
+        tallest = max((100 * max(f, default=0) for f in groups.values()), default=0)
+        ax.set_ylim(0, 1.3 * tallest or 1)  # headroom for the legend above the bars
         for j, (group, fractions) in enumerate(groups.items()):
             heights = 100 * np.asarray(fractions, dtype=float)
-            ax.bar(x + (j - (len(groups) - 1) / 2) * width, heights, width, label=group)
+            offset = (j - (len(groups) - 1) / 2) * width
+            ax.bar(x + offset, heights, width, label=group, color=colors[group])
         ax.set_xticks(x, [str(layer) for layer in layers])
         ax.set_xlabel("layer")
         ax.set_ylabel("% of the layer's neurons")
