@@ -55,7 +55,7 @@ def packed_probe_text_set(tokenizer, n: int, seed: int, max_tokens: int) -> Text
     between texts: what `gpt2lab heads` and `gpt2lab timeline` score heads on."""
     texts = probe_text_set(tokenizer, n, seed, max_tokens=max_tokens)
     separator = tokenizer.encode("\n\n")
-    return pack(texts, max_tokens, separator, tokenizer.decode(separator))
+    return pack(texts, max_tokens, separator, token_strings(tokenizer, separator))
 
 
 def file_text_set(tokenizer, path: str | Path, max_tokens: int) -> TextSet:
@@ -109,6 +109,4 @@ def load_text_set(
     into ≤ context windows), or else `probes` stories probe examples packed to ≤ context."""
     if path:
         return file_text_set(tokenizer, path, context)
-    texts = probe_text_set(tokenizer, probes, seed, max_tokens=context)
-    separator = tokenizer.encode("\n\n")
-    return pack(texts, context, separator, token_strings(tokenizer, separator))
+    return packed_probe_text_set(tokenizer, probes, seed, context)
