@@ -1,5 +1,6 @@
 """Fixtures for the explorer tests: a tiny random GPT with GPT-2's tokenizer, the app behind an
-ASGI test client, a live uvicorn server on a free port, and a headless Chromium."""
+ASGI test client, a live uvicorn server on a free port, and a headless Chromium; and a tiny
+real training run with three kept checkpoints, served by a second app, for the timeline."""
 
 from __future__ import annotations
 
@@ -76,6 +77,19 @@ def model(tiny_gpt) -> GPT:
 
 
 @pytest.fixture(scope="session")
+def hf_model(model, tmp_path_factory):
+    """The same weights in transformers' own GPT-2 (eager attention, so it returns weights)."""
+    from gpt2lab.pretrained import save_pretrained
+
+    transformers = pytest.importorskip("transformers")
+    directory = tmp_path_factory.mktemp("hf")
+    assert save_pretrained(model, directory, format="hf") == "hf"
+    return transformers.GPT2LMHeadModel.from_pretrained(
+        directory, attn_implementation="eager"
+    ).eval()
+
+
+@pytest.fixture(scope="session")
 def tokenizer():
     from gpt2lab.tokenizer import get_tokenizer
 
@@ -103,9 +117,8 @@ def client(app):
     return TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
 
 
-@pytest.fixture(scope="session")
-def live_server(app):
-    """The app served by uvicorn in a thread on a free loopback port; yields its URL."""
+def serve_in_thread(app):
+    """Serve `app` with uvicorn in a thread on a free loopback port; yields its URL."""
     import uvicorn
 
     from gpt2lab.viewer.server import bind_socket
@@ -122,6 +135,86 @@ def live_server(app):
     yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     server.should_exit = True
     thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The app served by uvicorn in a thread on a free loopback port; yields its URL."""
+    yield from serve_in_thread(app)
+
+
+# ---------------------------------------------------------------------------------------------
+# A real training run with kept checkpoints (the timeline)
+# ---------------------------------------------------------------------------------------------
+
+RUN_MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 64}
+RUN_PROBES = 8  # stories probes per checkpoint: keeps each one well under a second
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """24 steps of a 2-layer, 32-wide model on a 300-token stories vocabulary with the real
+    trainer; --keep-every 8 with keep_last 1 keeps steps 8, 16, 24 (a few seconds)."""
+    from gpt2lab.data.prepared import prepare_stories
+    from gpt2lab.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("trained")
+    prepare_stories(root / "data", vocab_size=300, tokens=60_000)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    config = TrainConfig(
+        data=str(root / "data"),
+        preset="tiny",
+        model=dict(RUN_MODEL),
+        out_dir=str(root / "runs"),
+        name="tiny-run",
+        batch_size=4,
+        max_steps=24,
+        warmup_steps=3,
+        lr=1e-2,
+        min_lr=1e-3,
+        log_interval=1,
+        eval_interval=8,
+        eval_iters=2,
+        sample_interval=8,
+        sample_tokens=10,
+        monitor_interval=0,
+        checkpoint_interval=0,
+        keep_last=1,
+        keep_every=8,
+        threads=1,
+        progress=False,
+        tensorboard=False,
+    )
+    run_dir = train(config).run_dir
+    torch.set_num_threads(threads)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def run_app(trained_run):
+    """The explorer as `gpt2lab serve --model RUN` starts it: the run's model, tokenizer
+    and curves."""
+    from gpt2lab.pretrained import load_model_and_tokenizer
+    from gpt2lab.viewer.api import Limits
+    from gpt2lab.viewer.server import create_app
+
+    model, tokenizer, _ = load_model_and_tokenizer(str(trained_run))
+    return create_app(
+        model, tokenizer, trained_run, name="tiny-run", limits=Limits(timeline_probes=RUN_PROBES)
+    )
+
+
+@pytest.fixture(scope="session")
+def run_client(run_app):
+    from fastapi.testclient import TestClient
+
+    return TestClient(run_app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def run_server(run_app):
+    yield from serve_in_thread(run_app)
 
 
 @pytest.fixture(scope="session")

@@ -13,22 +13,10 @@ import pytest
 import torch
 
 from gpt2lab.interp.texts import probe_text_set
-from gpt2lab.pretrained import save_pretrained
 from gpt2lab.viewer.api import Limits
 from gpt2lab.viewer.server import create_app
 
 TEXT = "When Mary and John went to the store, John gave a drink to Mary."
-
-
-@pytest.fixture(scope="module")
-def hf_model(model, tmp_path_factory):
-    """The same weights in transformers' own GPT-2 (eager attention, so it returns weights)."""
-    transformers = pytest.importorskip("transformers")
-    directory = tmp_path_factory.mktemp("hf")
-    assert save_pretrained(model, directory, format="hf") == "hf"
-    return transformers.GPT2LMHeadModel.from_pretrained(
-        directory, attn_implementation="eager"
-    ).eval()
 
 
 def ids_of(tokenizer, text: str) -> list[int]:

@@ -241,3 +241,178 @@ def test_typing_then_clicking_analyse_sends_each_request_once(page, live_server)
     page.wait_for_timeout(1500)  # long past the timer
     assert sorted(u.rsplit("/", 1)[1] for u in sent) == ["attention", "predict"]
     assert page.errors == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Neurons, embeddings, timeline
+# ---------------------------------------------------------------------------------------------
+
+
+def shown(text: str) -> str:
+    """A token as the page shows it (draw.js showToken)."""
+    visible = text.replace("\n", "↵").replace("\t", "→")
+    return ("·" + visible[1:] if visible.startswith(" ") else visible) or "∅"
+
+
+def test_pick_a_layer_and_a_neuron_and_see_its_examples(page, live_server, client, model):
+    n_neurons = model.config.mlp_dim
+    page.goto(live_server + "/", wait_until="networkidle")
+    page.wait_for_function(
+        f"document.querySelectorAll('#neuron-list .neuron-item').length === {n_neurons}",
+        timeout=TIMEOUT,
+    )
+    layer = client.get("/api/neurons", params={"layer": 1}).json()
+    page.select_option("#neuron-layer", "1")
+    page.wait_for_selector("#neuron-list .neuron-item[data-layer='1']", timeout=TIMEOUT)
+    listed = page.eval_on_selector_all(
+        "#neuron-list .neuron-item", "items => items.map(i => Number(i.dataset.neuron))"
+    )
+    assert listed == layer["order"]  # labelled neurons first, as the API orders them
+    neuron = layer["order"][3]
+    page.click(f"#neuron-list .neuron-item[data-neuron='{neuron}']")
+    page.wait_for_function(
+        f"document.querySelector('#neuron-title').textContent.includes('layer 1, neuron {neuron}')",
+        timeout=TIMEOUT,
+    )
+    detail = client.get("/api/neuron", params={"layer": 1, "neuron": neuron}).json()
+    examples = detail["examples"]
+    page.wait_for_function(
+        f"document.querySelector('#neuron-examples .example')?.dataset.position === "
+        f"'{examples[0]['position']}' && document.querySelectorAll('#neuron-examples .example')"
+        f".length === {len(examples)}",
+        timeout=TIMEOUT,
+    )
+    acts = page.locator("#neuron-examples .example .act").all_inner_texts()
+    assert acts == [f"{e['activation']:.2f}" for e in examples]
+    marked = page.locator("#neuron-examples .example .chip.hl").all_inner_texts()
+    assert marked == [shown(e["token"]) for e in examples]
+    contexts = page.eval_on_selector_all(
+        "#neuron-examples .example .context",
+        "cs => cs.map(c => [...c.children].map(x => x.textContent))",
+    )
+    assert contexts == [[shown(t) for t in e["tokens"]] for e in examples]
+    counts = page.eval_on_selector_all(
+        "#neuron-hist rect.bar", "bars => bars.map(b => Number(b.dataset.count))"
+    )
+    assert counts == detail["histogram"]["counts"]
+    writes = page.locator("#neuron-writes .promotes .chip").all_inner_texts()
+    assert writes == [shown(t["text"]) for t in detail["promotes"]]
+    assert page.errors == []
+
+
+def test_clicking_a_token_lists_its_most_active_neurons(page, live_server, client, tokenizer):
+    analyse(page, live_server, SENTENCE)
+    wait_for_tokens(page, len(tokenizer.encode(SENTENCE)))
+    page.locator("#tokens .chip").nth(3).click()
+    expected = client.post(
+        "/api/token-neurons", json={"text": SENTENCE, "position": 3, "k": 12}
+    ).json()["neurons"]
+    page.wait_for_function(
+        f"document.querySelectorAll('#token-neurons .token-neuron').length === {len(expected)}",
+        timeout=TIMEOUT,
+    )
+    listed = page.eval_on_selector_all(
+        "#token-neurons .token-neuron",
+        "bs => bs.map(b => [Number(b.dataset.layer), Number(b.dataset.neuron)])",
+    )
+    assert listed == [[n["layer"], n["neuron"]] for n in expected]
+    values = page.locator("#token-neurons .token-neuron .num").all_inner_texts()
+    assert values == [f"{n['activation']:.2f}" for n in expected]
+    assert shown(tokenizer.decode(tokenizer.encode(SENTENCE)[3:4])) in page.inner_text(
+        "#token-neurons-title"
+    )
+    first = expected[0]
+    page.locator("#token-neurons .token-neuron").first.click()
+    page.wait_for_function(
+        "document.querySelector('#neuron-title').textContent.includes("
+        f"'layer {first['layer']}, neuron {first['neuron']}')",
+        timeout=TIMEOUT,
+    )
+    page.wait_for_selector(
+        f"#neuron-list .neuron-item.active[data-layer='{first['layer']}']"
+        f"[data-neuron='{first['neuron']}']",
+        timeout=TIMEOUT,
+    )
+    assert page.errors == []
+
+
+TOPMOST_POINT = """() => {
+  document.querySelector('#embed-plot').scrollIntoView();
+  const top = [...document.querySelectorAll('#embed-plot circle.pt')].find(c => {
+    const r = c.getBoundingClientRect();
+    return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === c;
+  });
+  return Number(top.dataset.index);
+}"""
+"""A point no other covers at its centre (thousands of points overlap)."""
+
+
+def hover_a_point(page) -> int:
+    """Hover, with the mouse, a point that is on top where it is; return its index."""
+    index = int(page.evaluate(TOPMOST_POINT))
+    page.locator(f"#embed-plot circle.pt[data-index='{index}']").hover()
+    page.wait_for_selector("#embed-tooltip:not([hidden])")
+    return index
+
+
+def test_embedding_scatter_draws_every_point_and_names_the_hovered_one(page, live_server, client):
+    page.goto(live_server + "/", wait_until="networkidle")
+    tokens = client.get("/api/embeddings", params={"space": "tokens"}).json()
+    page.wait_for_function(
+        f"document.querySelectorAll('#embed-plot circle.pt').length === {len(tokens['points'])}",
+        timeout=TIMEOUT,
+    )
+    assert page.locator("#embed-legend .legend-item").all_inner_texts() == tokens["categories"]
+    point = tokens["points"][hover_a_point(page)]
+    assert page.inner_text("#embed-tooltip") == f"{shown(point['label'])} · {point['category']}"
+
+    page.select_option("#embed-space", "resid")
+    page.select_option("#embed-layer", "1")
+    page.select_option("#embed-group", "meaning")
+    params = {"space": "resid", "layer": 1, "group": "meaning"}
+    resid = client.get("/api/embeddings", params=params).json()
+    page.wait_for_function(
+        "document.querySelector('#embed-title').textContent.includes('block 0') && "
+        "[...document.querySelectorAll('#embed-legend .legend-item')].some("
+        "i => i.textContent === 'animal')",
+        timeout=TIMEOUT,
+    )
+    assert page.locator("#embed-plot circle.pt").count() == len(resid["points"])
+    point = resid["points"][hover_a_point(page)]
+    assert page.inner_text("#embed-tooltip") == f"{shown(point['label'])} · {point['category']}"
+    assert page.errors == []
+
+
+def test_timeline_slider_steps_through_the_checkpoints(page, run_server, run_client):
+    timeline = run_client.get("/api/timeline").json()
+    steps = timeline["steps"]
+    assert len(steps) >= 2
+    # a short text: the page's default one is over the run's 64 positions in its 300-token BPE
+    page.goto(run_server + "/?text=Once%20upon%20a%20time", wait_until="networkidle")
+    slider = page.locator("#timeline-step")
+    for index, step in enumerate(steps):
+        if index:
+            slider.focus()
+            page.keyboard.press("ArrowRight")
+        summary = run_client.get("/api/timeline/checkpoint", params={"step": step}).json()
+        page.wait_for_function(
+            f"document.querySelector('#timeline-step-label').textContent === 'step {step}' && "
+            f"document.querySelector('#timeline-val-loss').textContent === "
+            f"'{summary['val_loss']:.4f}'",
+            timeout=TIMEOUT,
+        )
+        assert page.inner_text("#timeline-sample") == summary["sample"]
+        assert page.inner_text("#timeline-cloze") == f"{summary['cloze_accuracy'] * 100:.1f}%"
+        scores = page.locator("#timeline-roles tbody td.num:nth-child(2)").all_inner_texts()
+        assert scores == [f"{r['score']:.2f}" for r in summary["roles"]]
+        mark = page.get_attribute("#timeline-chart line.step-mark", "data-step")
+        assert mark == str(step)
+    assert page.locator("#timeline-chart line.slope-change").count() == len(timeline["changes"])
+    assert page.errors == []
+
+
+def test_a_run_without_checkpoints_says_how_to_get_a_timeline(page, live_server):
+    page.goto(live_server + "/", wait_until="networkidle")
+    page.wait_for_selector("#timeline-card:not([hidden])", timeout=TIMEOUT)
+    assert "--keep-every" in page.inner_text("#timeline-title")
+    assert page.errors == []

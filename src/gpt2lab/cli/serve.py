@@ -9,13 +9,17 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "serve",
-        help="explore a model in the browser: attention, predictions, head roles, ablations",
+        help="explore a model in the browser: attention, predictions, heads, neurons, embeddings",
         description=(
             "Start a local web app that shows, for any text you type, the tokens, each "
             "position's top-k next-token predictions, every head's attention (lines, heatmap, "
-            "thumbnails), the head-role map, and what zeroing heads does to the predictions. "
-            "With --run (or a run directory as --model) it also draws the run's loss, "
-            "perplexity, learning rate and per-layer gradient norms. The JSON API behind the "
+            "thumbnails), the head-role map, and what zeroing heads does to the predictions; "
+            "each MLP neuron's top contexts and output tokens, the most active neurons at a "
+            "token, and 2-D PCA maps of the token, position and residual-stream spaces by word "
+            "category. With --run (or a run directory as --model) it also draws the run's loss, "
+            "perplexity, learning rate and per-layer gradient norms, and, for a run trained "
+            "with --keep-every N, a step slider over its checkpoints (val loss, sample, head "
+            "roles, cloze accuracy, slope changes of the loss). The JSON API behind the "
             "page is documented at /docs. Binds 127.0.0.1 unless --host says otherwise."
         ),
     )

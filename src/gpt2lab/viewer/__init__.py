@@ -4,7 +4,8 @@
     serve(model, tokenizer, port=8000)        # or: gpt2lab serve --model gpt2
 
 Modules: `api` (the model-side computations, serialised by one lock), `metrics` (reading a
-training run's metrics.jsonl), `schemas` (the JSON requests and responses), `server` (the
+training run's metrics.jsonl), `checkpoints` (a run's kept checkpoints, each measured with
+`gpt2lab.timeline` when the page's step slider first reaches it), `schemas` (the JSON requests and responses), `server` (the
 app, its safety guards, and `serve`), and `static/` (the page: HTML, JS, CSS; no CDN).
 Nothing else in gpt2lab imports this package.
 """

@@ -6,12 +6,18 @@
 Endpoints (OpenAPI schema and a try-it page at /docs, served offline):
 
     GET  /                 the page (`?text=` preloads the text box)
-    GET  /api/info         model shape, caps, whether a run is attached
+    GET  /api/info         model shape, caps, whether a run (with kept checkpoints) is attached
     POST /api/tokenize     {text} -> tokens
     POST /api/predict      {text, k, ablate: [{layer, head}]} -> top-k per position (+ Δ log p)
     POST /api/attention    {text, layer, head, ablate} -> the head's (T, T) pattern + thumbnails
     GET  /api/heads        head-role score grids and roles (computed once, on first call)
     GET  /api/run          the training run's curves (404 without --run)
+    GET  /api/neurons      ?layer= -> every MLP neuron of the layer: top activation, labels
+    GET  /api/neuron       ?layer=&neuron= -> its top examples, histogram, the tokens it writes
+    POST /api/token-neurons {text, position, k} -> the most active neurons at that token
+    GET  /api/embeddings   ?space=&layer=&group= -> a 2-D PCA of an embedding space
+    GET  /api/timeline     the run's loss curves, slope changes and kept checkpoint steps
+    GET  /api/timeline/checkpoint ?step= -> that checkpoint's val loss, sample, roles, cloze
 
 Safety, for a server that runs a model on the user's machine:
 - The Host header must name the bound host (loopback names for a loopback bind; IP literals,
@@ -32,6 +38,8 @@ import json
 import re
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi import Query, Request
@@ -42,8 +50,10 @@ from fastapi_offline import FastAPIOffline
 
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.interp.html import safe_json
+from gpt2lab.model import device_of
 from gpt2lab.viewer import schemas
 from gpt2lab.viewer.api import DEFAULT_LIMITS, Explorer, Limits, TooLong
+from gpt2lab.viewer.checkpoints import RunTimeline
 from gpt2lab.viewer.metrics import RunMetrics
 
 STATIC = Path(__file__).parent / "static"
@@ -210,6 +220,9 @@ def create_app(
     """
     explorer = Explorer(model, tokenizer, name=name, limits=limits)
     run = _run_metrics(run_dir)
+    timeline = None
+    if run is not None:
+        timeline = RunTimeline(run.run_dir, device=device_of(model), probes=limits.timeline_probes)
     app = FastAPIOffline(
         title="gpt2lab explorer",
         description="Attention, predictions, head roles and ablations of a GPT, as JSON.",
@@ -219,7 +232,8 @@ def create_app(
     _add_error_handlers(app)
 
     def info() -> dict:
-        return {**explorer.info(), "has_run": run is not None}
+        has_timeline = timeline is not None and timeline.available()
+        return {**explorer.info(), "has_run": run is not None, "has_timeline": has_timeline}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page(text: str = Query(DEFAULT_TEXT, max_length=limits.max_chars)) -> HTMLResponse:
@@ -265,6 +279,49 @@ def create_app(
             raise NotFound(f"{run.path} is gone")
         return run.curves()
 
+    @app.get("/api/neurons", response_model=schemas.NeuronsResponse, responses=ERRORS)
+    def api_neurons(layer: int = Query(ge=0, description="Layer index, from 0.")) -> dict:
+        """Every MLP neuron of a layer over the stories probe texts (scanned once, on first
+        call): top activation, mean, density, strongest token and word-category labels."""
+        return explorer.neurons(layer)
+
+    @app.get("/api/neuron", response_model=schemas.NeuronResponse, responses=ERRORS)
+    def api_neuron(layer: int = Query(ge=0), neuron: int = Query(ge=0)) -> dict:
+        """One neuron's top-activating contexts, activation histogram, and the tokens whose
+        logits it raises and lowers most (W_out·W_U)."""
+        return explorer.neuron(layer, neuron)
+
+    @app.post("/api/token-neurons", response_model=schemas.TokenNeuronsResponse, responses=ERRORS)
+    def api_token_neurons(req: schemas.TokenNeuronsRequest) -> dict:
+        """The k most active MLP neurons, over every layer, at one token of the text."""
+        return explorer.token_neurons(req.text, req.position, req.k)
+
+    @app.get("/api/embeddings", response_model=schemas.EmbeddingsResponse, responses=ERRORS)
+    def api_embeddings(
+        space: schemas.Space = "tokens",
+        layer: int = Query(0, ge=0, description="Residual layer: 0 = embedding, i = block i−1."),
+        group: str = Query("part of speech", description="Category group the colours show."),
+    ) -> dict:
+        """A 2-D PCA of token embeddings, position embeddings, or the residual stream at the
+        words of stories texts (read once, on first call), coloured by word category."""
+        return explorer.embeddings(space, layer, group)
+
+    @app.get("/api/timeline", response_model=schemas.TimelineResponse, responses=ERRORS)
+    def api_timeline() -> dict:
+        """The run's train and val loss, where the train loss's slope changes, and the steps
+        of its kept checkpoints (404 without a run, or for a run without step checkpoints)."""
+        with absent_as_404():
+            return attached(timeline).overview()
+
+    @app.get(
+        "/api/timeline/checkpoint", response_model=schemas.CheckpointResponse, responses=ERRORS
+    )
+    def api_timeline_checkpoint(step: int = Query(ge=0)) -> dict:
+        """One kept checkpoint measured (once, then cached): val loss, the sample, the best
+        head of each role, cloze accuracy."""
+        with absent_as_404():
+            return attached(timeline).checkpoint(step)
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return Guard(app, host)
 
@@ -278,6 +335,24 @@ ERRORS = {
 
 class NotFound(GPT2LabError):
     """Something the request asks for does not exist here (404)."""
+
+
+def attached(timeline: RunTimeline | None) -> RunTimeline:
+    if timeline is None:
+        raise NotFound("no training run attached; start the server with --run RUN")
+    return timeline
+
+
+@contextmanager
+def absent_as_404() -> Iterator[None]:
+    """A timeline's one-line errors (no checkpoints, no such step, no prepared data) are
+    about things the run lacks: 404s, not bad requests."""
+    try:
+        yield
+    except NotFound:
+        raise
+    except GPT2LabError as err:
+        raise NotFound(str(err)) from None
 
 
 def _run_metrics(run_dir: str | Path | None) -> RunMetrics | None:

@@ -1,8 +1,10 @@
 // The explorer page: fetches the JSON API and draws tokens, attention, predictions,
-// head roles, ablations and the training run. All text goes in as text nodes.
+// head roles, ablations, the training run, MLP neurons, embedding spaces and the timeline
+// of a run's checkpoints. All text goes in as text nodes.
 
 import {
-  blues, diverging, el, headColor, legend, lineChart, paintPattern, ramp, showToken, svg,
+  blues, diverging, el, headColor, histogram, legend, lineChart, paintPattern, ramp, scatter,
+  showToken, svg,
 } from "./draw.js";
 
 const $ = (id) => document.getElementById(id);
@@ -33,6 +35,11 @@ const state = {
   heads: null,
   run: null,
   typingTimer: null, // the refresh that typing schedules (debounced)
+  analysedText: null, // the text the shown tokens belong to
+  neurons: null, // the selected layer's neuron summaries (/api/neurons)
+  neuron: null, // {layer, neuron} shown in detail
+  embedding: null, // the shown embedding space (/api/embeddings)
+  timeline: null, // /api/timeline
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -71,11 +78,11 @@ const ablateList = () => [...state.ablate].map((key) => {
 });
 
 async function loadPredictions() {
-  const k = Number($("topk").value);
-  const data = await latest("predict", () =>
-    api("/api/predict", { text: $("text").value, k, ablate: ablateList() }));
+  const body = { text: $("text").value, k: Number($("topk").value), ablate: ablateList() };
+  const data = await latest("predict", () => api("/api/predict", body));
   if (!data) return;
   state.predictions = data;
+  state.analysedText = body.text;
   state.tokens = data.positions.map((p) => p.token);
   if (state.position !== null && state.position >= state.tokens.length) state.position = null;
   renderTokens();
@@ -332,6 +339,7 @@ function selectPosition(i) {
   state.position = i;
   renderPredictions();
   applyHover();
+  loadTokenNeurons(i);
 }
 
 const pct = (p) => (p >= 0.995 ? "100%" : p >= 0.1 ? `${(p * 100).toFixed(0)}%` : `${(p * 100).toFixed(1)}%`);
@@ -561,6 +569,243 @@ function renderRun() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Neurons: a layer's list, one neuron's examples, histogram and output tokens; a token's neurons
+// ---------------------------------------------------------------------------------------------
+
+const fixed = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
+
+function labelBadges(labels) {
+  return labels.map((lb) => el("span", {
+    class: "badge label", title: `${lb.group}: share ${fixed(lb.share)}, lift ×${fixed(lb.lift, 1)}, ${lb.words} word(s)`,
+  }, lb.group === "token identity" ? `“${lb.category}”` : lb.category));
+}
+
+async function loadNeurons(layer, open = null) {
+  $("neuron-layer").value = String(layer);
+  let data;
+  try {
+    data = await latest("neurons", () => api(`/api/neurons?layer=${layer}`));
+  } catch (err) {
+    $("neuron-source").textContent = `neurons failed: ${err.message}`;
+    return;
+  }
+  if (!data) return;
+  state.neurons = data;
+  const s = data.selectivity;
+  $("neuron-source").textContent = `${data.n_neurons} neurons · top ${data.top_k} activations over ${data.n_tokens} tokens of ${data.source} · ${s.selective} labelled`;
+  renderNeuronList();
+  openNeuron(layer, open ?? data.order[0]);
+}
+
+function neuronOrder() {
+  const data = state.neurons;
+  const by = $("neuron-sort").value;
+  if (by === "label") return data.order;
+  const index = data.neurons.map((n) => n.neuron);
+  return by === "max" ? index.sort((a, b) => data.neurons[b].max - data.neurons[a].max || a - b) : index;
+}
+
+function renderNeuronList() {
+  const data = state.neurons;
+  const items = neuronOrder().map((n) => {
+    const info = data.neurons[n];
+    return el("button", {
+      class: `neuron-item${state.neuron?.layer === data.layer && state.neuron?.neuron === n ? " active" : ""}`,
+      dataset: { layer: data.layer, neuron: n },
+      title: `mean ${fixed(info.mean, 3)} · active on ${(info.density * 100).toFixed(1)}% of tokens`,
+      onclick: () => openNeuron(data.layer, n),
+    },
+    el("b", {}, `n${n}`), el("span", { class: "num" }, fixed(info.max)),
+    el("span", { class: "chip tiny" }, showToken(info.top_token)), ...labelBadges(info.labels));
+  });
+  $("neuron-list").replaceChildren(...items);
+}
+
+async function openNeuron(layer, neuron) {
+  state.neuron = { layer, neuron };
+  if (state.neurons?.layer !== layer) {
+    loadNeurons(layer, neuron);
+    return;
+  }
+  document.querySelectorAll("#neuron-list .neuron-item").forEach((node) =>
+    node.classList.toggle("active", Number(node.dataset.neuron) === neuron));
+  $("neuron-title").textContent = `· layer ${layer}, neuron ${neuron}`;
+  let data;
+  try {
+    data = await latest("neuron", () => api(`/api/neuron?layer=${layer}&neuron=${neuron}`));
+  } catch (err) {
+    $("neuron-stats").replaceChildren(el("p", { class: "error" }, err.message));
+    return;
+  }
+  if (data) renderNeuron(data);
+}
+
+function renderNeuron(d) {
+  $("neuron-stats").replaceChildren(
+    el("span", {}, "max ", el("b", {}, fixed(d.max)), ` · mean ${fixed(d.mean, 3)} · active on ${(d.density * 100).toFixed(1)}% of tokens `),
+    ...labelBadges(d.labels));
+  $("neuron-examples").replaceChildren(...d.examples.map((e) => el("div", {
+    class: "example", dataset: { text: e.text, position: e.position },
+  },
+  el("span", { class: `act${e.activation > 0.6 * d.max ? " light" : ""}`, style: { background: blues(e.activation / Math.max(d.max, 1e-9)) } }, fixed(e.activation)),
+  el("span", { class: "context" },
+    ...e.tokens.map((t, k) => el("span", { class: `chip tiny${k === e.index ? " hl" : ""}` }, showToken(t)))))));
+  $("neuron-hist").replaceChildren(histogram(d.histogram.counts, d.histogram.edges));
+  const list = (title, tokens, cls) => el("div", { class: `writes ${cls}` }, el("h4", {}, title),
+    ...tokens.map((t) => el("div", { class: "write-row" }, el("span", { class: "chip tiny" }, showToken(t.text)), el("span", { class: "num" }, fixed(t.logit)))));
+  $("neuron-writes").replaceChildren(
+    list("raises the logits of", d.promotes, "promotes"), list("lowers", d.suppresses, "suppresses"));
+}
+
+async function loadTokenNeurons(position) {
+  const text = state.analysedText;
+  if (text === null) return;
+  const token = state.tokens[position];
+  $("token-neurons-title").textContent = `“${showToken(token?.text ?? "")}” (position ${position})`;
+  let data;
+  try {
+    data = await latest("token-neurons", () => api("/api/token-neurons", { text, position, k: 12 }));
+  } catch (err) {
+    $("token-neurons").replaceChildren(el("span", { class: "error" }, err.message));
+    return;
+  }
+  if (!data) return;
+  $("token-neurons").replaceChildren(...data.neurons.map((n) => el("button", {
+    class: "token-neuron", dataset: { layer: n.layer, neuron: n.neuron },
+    title: n.labels.length ? `labels: ${n.labels.join(", ")}` : "no label",
+    onclick: () => { openNeuron(n.layer, n.neuron); $("neurons-card").scrollIntoView({ block: "start" }); },
+  }, el("b", {}, `L${n.layer} n${n.neuron}`), el("span", { class: "num" }, fixed(n.activation)),
+  ...n.labels.slice(0, 2).map((c) => el("span", { class: "badge label" }, c)))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings: a 2-D PCA scatter coloured by word category
+// ---------------------------------------------------------------------------------------------
+
+const OTHER_COLOR = "#c7cbd1";
+const isPositions = (space) => space === "positions" || space === "sinusoidal";
+
+async function loadEmbedding() {
+  const space = $("embed-space").value;
+  $("embed-layer").disabled = space !== "resid";
+  const params = new URLSearchParams({ space, layer: $("embed-layer").value });
+  if ($("embed-group").value) params.set("group", $("embed-group").value); // none before the first answer
+  let data;
+  try {
+    data = await latest("embedding", () => api(`/api/embeddings?${params}`));
+  } catch (err) {
+    $("embed-plot").replaceChildren(el("p", { class: "error" }, `embeddings failed: ${err.message}`));
+    return;
+  }
+  if (data) renderEmbedding(data);
+}
+
+function renderEmbedding(d) {
+  state.embedding = d;
+  if (!$("embed-group").options.length) {
+    options($("embed-group"), Object.keys(d.groups), String);
+    $("embed-group").value = d.group;
+  }
+  const positions = isPositions(d.space);
+  const shades = positions ? ramp(d.points.length) : [];
+  const colorOf = Object.fromEntries(d.categories.map((c, k) => [c, c === "other" ? OTHER_COLOR : headColor(k)]));
+  const color = (p) => (positions ? shades[Number(p.label)] : colorOf[p.category]);
+  const [a, b] = d.explained.map((v) => `${(v * 100).toFixed(1)}%`);
+  const plot = scatter(d.points, color, { axes: [`PC1 ${a}`, `PC2 ${b}`] });
+  const tooltip = $("embed-tooltip");
+  plot.addEventListener("mouseover", (event) => {
+    const k = event.target.dataset?.index;
+    if (k === undefined) return;
+    const p = d.points[Number(k)];
+    tooltip.textContent = positions ? `position ${p.label}` : `${showToken(p.label)} · ${p.category}`;
+    const box = $("embed-card").getBoundingClientRect();
+    const dot = event.target.getBoundingClientRect();
+    tooltip.style.left = `${dot.right - box.left + 6}px`;
+    tooltip.style.top = `${dot.top - box.top - 6}px`;
+    tooltip.hidden = false;
+  });
+  plot.addEventListener("mouseout", () => { tooltip.hidden = true; });
+  $("embed-plot").replaceChildren(plot);
+  $("embed-title").textContent = `· ${d.table} · ${d.points.length} points · PC1 + PC2 hold ${((d.explained[0] + d.explained[1]) * 100).toFixed(1)}% of the variance`;
+  const items = positions
+    ? [{ label: "position 0", color: shades[0] }, { label: `position ${d.points.length - 1}`, color: shades[d.points.length - 1] }]
+    : d.categories.map((c) => ({ label: c, color: colorOf[c] }));
+  $("embed-legend").replaceChildren(legend(items));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeline: a step slider over the run's kept checkpoints
+// ---------------------------------------------------------------------------------------------
+
+function noTimeline(message) {
+  $("timeline-title").textContent = `· ${message}`;
+  $("timeline-card").classList.add("empty");
+}
+
+async function loadTimeline() {
+  try {
+    state.timeline = await api("/api/timeline");
+  } catch (err) {
+    noTimeline(err.message);
+    return;
+  }
+  const t = state.timeline;
+  const slider = $("timeline-step");
+  slider.max = String(t.steps.length - 1);
+  slider.value = "0";
+  $("timeline-title").textContent = `· ${t.run} · ${t.steps.length} checkpoints · ${t.changes.length} slope change${t.changes.length === 1 ? "" : "s"}`;
+  selectCheckpoint(0);
+}
+
+async function selectCheckpoint(index) {
+  const t = state.timeline;
+  const step = t.steps[index];
+  $("timeline-step-label").textContent = `step ${step}`;
+  renderTimelineChart(step);
+  let c;
+  try {
+    c = await latest("checkpoint", () => api(`/api/timeline/checkpoint?step=${step}`));
+  } catch (err) {
+    $("timeline-val-loss").textContent = err.message;
+    return;
+  }
+  if (c) renderCheckpoint(index, c);
+}
+
+function renderTimelineChart(step) {
+  const t = state.timeline;
+  const lines = [
+    { label: "train loss", color: KIND_COLORS.train, step: t.train.step, value: t.train.value },
+    { label: "fit", color: "#9ca3af", step: t.fit.step, value: t.fit.value, dashed: true },
+    { label: "val loss", color: KIND_COLORS.eval, step: t.val.step, value: t.val.value },
+  ];
+  const marks = [
+    ...t.changes.map((c) => ({ step: c.step, class: "slope-change", label: `slope change at step ${c.step.toFixed(0)}` })),
+    { step, class: "step-mark", label: `checkpoint ${step}` },
+  ];
+  $("timeline-chart").replaceChildren(lineChart(lines, { marks }), legend(lines));
+}
+
+function renderCheckpoint(index, c) {
+  const t = state.timeline;
+  const before = index ? t.steps[index - 1] : -Infinity;
+  const changes = t.changes.filter((ch) => before < ch.step && ch.step <= c.step);
+  const per100 = (x) => signed(x * 100);
+  $("timeline-val-loss").textContent = fixed(c.val_loss, 4);
+  $("timeline-train-loss").textContent = c.train_loss === null ? "–" : fixed(c.train_loss, 4);
+  $("timeline-cloze").textContent = `${(c.cloze_accuracy * 100).toFixed(1)}%`;
+  $("timeline-changes").textContent = changes.length
+    ? changes.map((ch) => `◆ the slope changed at step ${ch.step.toFixed(0)}: ${per100(ch.slope_before)} → ${per100(ch.slope_after)} per 100 steps`).join("; ")
+    : "no slope change since the previous checkpoint";
+  $("timeline-sample").textContent = c.sample;
+  $("timeline-roles").tBodies[0].replaceChildren(...c.roles.map((r) => el("tr", { dataset: { role: r.role } },
+    el("td", {}, el("span", { class: "swatch", style: { background: ROLE_COLORS[r.role] || "#444" } }), ` ${r.role}`),
+    el("td", { class: `num${r.score >= r.threshold ? " pass" : ""}` }, fixed(r.score)),
+    el("td", {}, `L${r.layer} H${r.head}`),
+    el("td", { class: "num" }, String(r.heads)))));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Start
 // ---------------------------------------------------------------------------------------------
 
@@ -593,12 +838,22 @@ function start() {
     if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); refresh(); }
   });
   document.querySelectorAll("input[name=lossview]").forEach((r) => r.addEventListener("change", renderRun));
+  options($("neuron-layer"), [...Array(info.n_layer).keys()], (l) => `L${l}`);
+  options($("embed-layer"), [...Array(info.n_layer + 1).keys()], (l) => (l ? `after block ${l - 1}` : "embedding"));
+  $("embed-layer").value = String(info.n_layer);
+  $("neuron-layer").addEventListener("change", (e) => loadNeurons(Number(e.target.value)));
+  $("neuron-sort").addEventListener("change", renderNeuronList);
+  for (const id of ["embed-space", "embed-layer", "embed-group"]) $(id).addEventListener("change", loadEmbedding);
+  $("timeline-step").addEventListener("input", (e) => selectCheckpoint(Number(e.target.value)));
   renderAblateGrid();
-  refresh().then(loadHeads);
+  refresh().then(loadHeads).then(() => loadNeurons(0)).then(loadEmbedding);
   if (info.has_run) {
     $("run-card").hidden = false;
     loadRun();
     setInterval(loadRun, 15000);
+    $("timeline-card").hidden = false;
+    if (info.has_timeline) loadTimeline();
+    else noTimeline("this run has no step checkpoints: train it with --keep-every N to step through them");
   }
 }
 

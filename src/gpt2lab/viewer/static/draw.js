@@ -82,10 +82,11 @@ const niceNumber = (v) => {
 };
 
 /**
- * A line chart in SVG. lines: [{label, color, step: [...], value: [...]}].
- * Options: width, height, logY. Returns the <svg>.
+ * A line chart in SVG. lines: [{label, color, step: [...], value: [...], dashed}].
+ * Options: width, height, logY, marks: [{step, class, label}] drawn as vertical lines.
+ * Returns the <svg>.
  */
-export function lineChart(lines, { width = 420, height = 220, logY = false } = {}) {
+export function lineChart(lines, { width = 420, height = 220, logY = false, marks = [] } = {}) {
   const m = { l: 52, r: 12, t: 10, b: 28 };
   const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "linechart" });
   const points = lines.flatMap((l) => l.step.map((s, i) => [s, l.value[i]]))
@@ -121,8 +122,70 @@ export function lineChart(lines, { width = 420, height = 220, logY = false } = {
       .filter(([, v]) => v !== null && Number.isFinite(v) && (!logY || v > 0))
       .map(([s, v], i) => `${i ? "L" : "M"}${X(s).toFixed(1)},${Y(v).toFixed(1)}`)
       .join("");
-    root.append(svg("path", { d, stroke: line.color, class: "series" }, svg("title", {}, line.label)));
+    root.append(svg("path", { d, stroke: line.color, class: `series${line.dashed ? " dashed" : ""}` }, svg("title", {}, line.label)));
   }
+  for (const mark of marks) {
+    const x = X(mark.step).toFixed(1);
+    root.append(svg("line", {
+      x1: x, x2: x, y1: m.t, y2: height - m.b, class: `mark ${mark.class || ""}`, dataset: { step: mark.step },
+    }, svg("title", {}, mark.label || `step ${mark.step}`)));
+  }
+  return root;
+}
+
+/** A histogram in SVG from counts (bins) and edges (bins + 1); bar heights on a sqrt scale
+ * so a rare tail stays visible next to a tall bar at 0. Each bar carries its count. */
+export function histogram(counts, edges, { width = 320, height = 150 } = {}) {
+  const m = { l: 8, r: 8, t: 8, b: 22 };
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "histogram" });
+  const max = Math.max(1, ...counts);
+  const w = (width - m.l - m.r) / counts.length;
+  counts.forEach((c, k) => {
+    const h = Math.sqrt(c / max) * (height - m.t - m.b);
+    root.append(svg("rect", {
+      class: "bar", x: m.l + k * w, y: height - m.b - h, width: Math.max(1, w - 1), height: h,
+      dataset: { count: c },
+    }, svg("title", {}, `${niceNumber(edges[k])} … ${niceNumber(edges[k + 1])}: ${c}`)));
+  });
+  const axis = (v, x, anchor) => svg("text", { x, y: height - 6, "text-anchor": anchor, class: "axis" }, niceNumber(v));
+  root.append(axis(edges[0], m.l, "start"), axis(edges[edges.length - 1], width - m.r, "end"));
+  if (edges[0] < 0 && edges[edges.length - 1] > 0) {
+    const x = m.l + ((0 - edges[0]) / (edges[edges.length - 1] - edges[0])) * (width - m.l - m.r);
+    root.append(svg("line", { x1: x, x2: x, y1: m.t, y2: height - m.b, class: "zero" }));
+  }
+  return root;
+}
+
+/**
+ * A scatter plot in SVG: points [{x, y, ...}], color(point) -> css colour. Each circle has
+ * data-index (its place in `points`), for hover read-outs. Axes are labelled `axes`.
+ */
+export function scatter(points, color, { width = 560, height = 420, axes = ["", ""], r = 3 } = {}) {
+  const m = { l: 16, r: 10, t: 10, b: 24 };
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "scatter" });
+  const xs = points.map((p) => p.x);
+  const ys = points.map((p) => p.y);
+  const span = (v) => {
+    let [a, b] = [Math.min(...v), Math.max(...v)];
+    if (a === b) { a -= 1; b += 1; }
+    const pad = (b - a) * 0.04;
+    return [a - pad, b + pad];
+  };
+  const [x0, x1] = span(xs);
+  const [y0, y1] = span(ys);
+  const X = (v) => m.l + ((v - x0) / (x1 - x0)) * (width - m.l - m.r);
+  const Y = (v) => height - m.b - ((v - y0) / (y1 - y0)) * (height - m.t - m.b);
+  root.append(
+    svg("line", { x1: m.l, x2: width - m.r, y1: Y(0), y2: Y(0), class: "zero" }),
+    svg("line", { x1: X(0), x2: X(0), y1: m.t, y2: height - m.b, class: "zero" }),
+    svg("text", { x: width - m.r, y: height - 6, "text-anchor": "end", class: "axis" }, axes[0]),
+    svg("text", { x: m.l, y: m.t + 2, "text-anchor": "start", class: "axis", transform: `rotate(90 ${m.l} ${m.t + 2})` }, axes[1]),
+  );
+  const dots = svg("g", { class: "points" });
+  points.forEach((p, k) => dots.append(svg("circle", {
+    class: "pt", cx: X(p.x).toFixed(1), cy: Y(p.y).toFixed(1), r, fill: color(p), dataset: { index: k },
+  })));
+  root.append(dots);
   return root;
 }
 
