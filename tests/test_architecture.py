@@ -38,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluate": {"model", "data"},
     "interp": {"model", "hooks", "data", "plots"},
     "verify": {"config", "model", "pretrained", "reference"},
-    "trace": {"model", "pretrained", "reference"},
+    "trace": {"model", "pretrained", "reference", "plots"},
     "train": {
         "params",
         "config",

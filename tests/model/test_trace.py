@@ -344,6 +344,7 @@ def test_cli_writes_a_table_and_json_and_exits_0_when_all_agree(model_dir, tmp_p
     table = (out / "trace.md").read_text()
     assert "| point | shape | max \\|Δ\\| | tolerance | ok |" in table
     assert table.count("| yes |") == 34
+    assert (out / "trace.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_against_another_model_names_the_embeddings(model_dir, tmp_path, tiny_gpt, capsys):
@@ -354,3 +355,15 @@ def test_cli_against_another_model_names_the_embeddings(model_dir, tmp_path, tin
     printed = capsys.readouterr().out
     assert "first divergence: embed 2×8×32" in printed
     assert "transformers GPT2LMHeadModel from" in printed
+    assert (tmp_path / "t" / "trace.png").is_file()
+
+
+def test_the_picture_marks_the_first_point_above_its_tolerance():
+    from gpt2lab.plots.trace import trace_figure
+
+    fig = trace_figure(["a", "b", "c", "d"], [1e-9, 5e-3, float("inf"), 0.0], [1e-6] * 4)
+    ax = fig.axes[0]
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights[0] == pytest.approx(1e-3)  # 1e-9 / 1e-6
+    assert heights[1] == pytest.approx(5e3) and heights[2] == max(heights)  # inf on top
+    assert [t.get_text() for t in ax.texts] == ["first divergence: b"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gpt2lab.files import atomic_write_text
+from gpt2lab.files import atomic_write, atomic_write_text
 from gpt2lab.trace.diff import PointDiff, TraceDiff
 from gpt2lab.trace.points import POINT_LAYOUTS
 
@@ -59,6 +59,8 @@ def trace_markdown(diff: TraceDiff, setup: str) -> str:
         "",
         f"**{summary(diff)}**",
         "",
+        "![max |Δ| / tolerance per point](trace.png)",
+        "",
         "| point | shape | max \\|Δ\\| | tolerance | ok |",
         "|---|---|---:|---:|:---:|",
     ]
@@ -81,8 +83,18 @@ def trace_markdown(diff: TraceDiff, setup: str) -> str:
 
 
 def write_trace_report(diff: TraceDiff, out: Path, setup: str) -> tuple[Path, Path]:
-    """trace.md and trace.json in `out` (an existing folder), each written atomically."""
+    """trace.md, trace.json and trace.png in `out` (an existing folder), each written
+    atomically; returns the paths of the first two."""
+    from gpt2lab.plots.trace import trace_figure  # matplotlib only when drawing
+
     record = diff.to_dict() | {"setup": setup}
+    fig = trace_figure(
+        [r.name for r in diff.rows],
+        [r.max_abs_diff for r in diff.rows],
+        [r.tolerance for r in diff.rows],
+        f"{diff.label_a} vs {diff.label_b}",
+    )
+    atomic_write(out / "trace.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     return (
         atomic_write_text(out / "trace.md", trace_markdown(diff, setup)),
         atomic_write_text(out / "trace.json", json.dumps(record, indent=1) + "\n"),
