@@ -11,6 +11,7 @@ new one, never a torn write. Checkpoint *directories* use the same idea one leve
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,15 +20,32 @@ from pathlib import Path
 from gpt2lab.errors import GPT2LabError
 
 
+@functools.cache
+def new_file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 less the umask (0o644 under umask 022).
+
+    Read once: os.umask can only be read by setting it, which is not thread-safe later on.
+    """
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
-    """Call `write(temporary_path)`, fsync what it wrote, then rename it onto `path`."""
+    """Call `write(temporary_path)`, fsync what it wrote, then rename it onto `path`.
+
+    The result has the mode a plain `open(path, "w")` would leave: the old file's when it
+    replaces one, else `new_file_mode()` (mkstemp's own 0o600 would hide reports from others).
+    """
     path = Path(path)
+    mode = path.stat().st_mode & 0o7777 if path.is_file() else new_file_mode()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

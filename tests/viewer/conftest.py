@@ -147,48 +147,16 @@ def live_server(app):
 # A real training run with kept checkpoints (the timeline)
 # ---------------------------------------------------------------------------------------------
 
-RUN_MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 64}
 RUN_PROBES = 8  # stories probes per checkpoint: keeps each one well under a second
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory) -> Path:
+def trained_run(tmp_path_factory, checkpointed_run) -> Path:
     """24 steps of a 2-layer, 32-wide model on a 300-token stories vocabulary with the real
     trainer; --keep-every 8 with keep_last 1 keeps steps 8, 16, 24 (a few seconds)."""
-    from gpt2lab.data.prepared import prepare_stories
-    from gpt2lab.train import TrainConfig, train
-
-    root = tmp_path_factory.mktemp("trained")
-    prepare_stories(root / "data", vocab_size=300, tokens=60_000)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    config = TrainConfig(
-        data=str(root / "data"),
-        preset="tiny",
-        model=dict(RUN_MODEL),
-        out_dir=str(root / "runs"),
-        name="tiny-run",
-        batch_size=4,
-        max_steps=24,
-        warmup_steps=3,
-        lr=1e-2,
-        min_lr=1e-3,
-        log_interval=1,
-        eval_interval=8,
-        eval_iters=2,
-        sample_interval=8,
-        sample_tokens=10,
-        monitor_interval=0,
-        checkpoint_interval=0,
-        keep_last=1,
-        keep_every=8,
-        threads=1,
-        progress=False,
-        tensorboard=False,
+    return checkpointed_run(
+        tmp_path_factory.mktemp("trained"), steps=24, every=8, tokens=60_000, name="tiny-run"
     )
-    run_dir = train(config).run_dir
-    torch.set_num_threads(threads)
-    return run_dir
 
 
 @pytest.fixture(scope="session")
