@@ -222,3 +222,15 @@ def test_the_tsne_report_names_its_map(tiny_gpt, gpt2_tokenizer, tmp_path):
     assert data["positions"]["learned"]["explained"] is not None  # positions stay PCA
     text = write_embeddings_report(analysis, tmp_path).read_text()
     assert "t-SNE of the rows of `wte`" in text and "Map: t-SNE" in text
+
+
+@pytest.mark.slow  # numba compiles UMAP on first use (~15 s)
+def test_umap_keeps_separate_clusters_apart_when_installed():
+    pytest.importorskip("umap")
+    g = np.random.default_rng(0)
+    X = np.concatenate([g.normal(0, 1, (40, 16)), g.normal(8, 1, (40, 16))])
+    coords, explained = project(X, "umap", seed=0)
+    assert coords.shape == (80, 2) and explained is None
+    d = ((coords[:, None] - coords[None]) ** 2).sum(-1) + np.eye(80) * 1e9
+    assert (d.argmin(1) // 40 == np.arange(80) // 40).all()
+    np.testing.assert_array_equal(project(X, "umap", seed=0)[0], coords)  # seeded
