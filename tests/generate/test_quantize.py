@@ -162,3 +162,11 @@ def test_cli_generate_dtype_int8_prints_the_low_precision_greedy_text(
     ids = generate(low, prompt, 8, temperature=0, stop=gpt2_tokenizer.eot_token)
     expected = gpt2_tokenizer.decode([t for t in ids[0].tolist() if t != gpt2_tokenizer.eot_token])
     assert capsys.readouterr().out == expected + "\n"
+
+
+def test_bfloat16_linear_one_row_path_matches_many_rows(linear_and_input):
+    """A single row (torch.mv) and a batch of rows (F.linear) give the same products."""
+    linear, x = linear_and_input
+    layer = BFloat16Linear(linear)
+    one = torch.cat([layer(x[b : b + 1, t : t + 1]) for b in range(2) for t in range(3)])
+    torch.testing.assert_close(one.view(2, 3, -1), layer(x), rtol=1e-2, atol=2e-2)
