@@ -148,6 +148,12 @@ class Agreement:
     """Prompts × new tokens compared."""
 
 
+def batch_one_greedy(model: GPT, prompts: torch.Tensor, new_tokens: int) -> torch.Tensor:
+    """Greedy continuations (N, T + M) of prompts (N, T), one prompt at a time: batch-1
+    decoding, so the matrix-vector kernels are the ones `gpt2lab generate` uses."""
+    return torch.cat([generate(model, row[None], new_tokens, temperature=0) for row in prompts])
+
+
 @torch.inference_mode()
 def greedy_agreement(
     reference: GPT, candidate: GPT, prompts: torch.Tensor, new_tokens: int
@@ -158,8 +164,8 @@ def greedy_agreement(
     candidate [[5, 6, 9, 9], [1, 2, 3, 4]], free_running = 6 / 8 = 0.75.
     """
     T = prompts.size(1)
-    ours = generate(reference, prompts, new_tokens, temperature=0)  # (N, T + M)
-    theirs = generate(candidate, prompts, new_tokens, temperature=0)
+    ours = batch_one_greedy(reference, prompts, new_tokens)  # (N, T + M)
+    theirs = batch_one_greedy(candidate, prompts, new_tokens)
     free = (ours[:, T:] == theirs[:, T:]).float().mean()
     with eval_mode(candidate):
         logits, _ = candidate(ours[:, :-1])  # (N, T + M - 1, V)
