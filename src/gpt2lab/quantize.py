@@ -1,7 +1,8 @@
 """Low-precision weights for CPU decoding: bfloat16 and int8 weight-only linear layers.
 
-Decoding one token at a time reads every weight matrix once per token, so its speed is set
-by bytes read, not by arithmetic. Storing the matrices in fewer bytes is the lever:
+Decoding one token at a time reads every weight matrix once per token, so its speed is bounded
+by bytes read, not by arithmetic. Storing the matrices in fewer bytes lowers that bound (how
+close torch's CPU kernels come to it is measured in docs/evaluation.md#speed):
 
     float32   4 bytes per weight   the model as trained
     bfloat16  2 bytes per weight   the float32 value rounded to 8 significant bits
@@ -10,7 +11,7 @@ by bytes read, not by arithmetic. Storing the matrices in fewer bytes is the lev
 
 Only the weights change ("weight-only"): the residual stream, LayerNorms, attention and the
 KV cache stay float32. Each linear layer rounds its input to bfloat16, multiplies by the
-stored matrix (accumulating in float32 inside the kernel), and returns float32.
+stored matrix, and returns float32.
 
 What is converted: every `nn.Linear` of the blocks (c_attn, c_proj, c_fc, mlp c_proj) and the
 LM head (C x V, a third of GPT-2 small's weights). The input embeddings (wte, wpe) stay
