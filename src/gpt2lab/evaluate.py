@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.files import read_text
-from gpt2lab.model import GPT, context_limit, eval_mode
+from gpt2lab.model import GPT, context_limit, device_of, eval_mode
 
 # ---------------------------------------------------------------------------------------------
 # 1. Per-token negative log-likelihood with a strided sliding window
@@ -135,7 +135,7 @@ def token_nll(
     from tqdm.auto import tqdm
 
     context, stride = window_settings(model, context, stride)
-    ids = ids.to(model.lm_head.weight.device, torch.long)
+    ids = ids.to(device_of(model), torch.long)
     nll = torch.empty(max(ids.numel() - 1, 0), dtype=torch.float64)
     spans = window_spans(ids.numel(), context, stride)
     with (
@@ -342,7 +342,7 @@ def score_continuations(
     right, which a causal model never looks at.
     """
     limit = model.config.block_size + 1
-    device = model.lm_head.weight.device
+    device = device_of(model)
     for context, continuation in pairs:
         if not continuation:
             raise GPT2LabError("a continuation must have at least one token")

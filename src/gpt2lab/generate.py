@@ -197,7 +197,7 @@ class Decoder:
             size = (
                 T + max_new_tokens if self.window is None else min(self.window, T + max_new_tokens)
             )
-            dtype = model.lm_head.weight.dtype
+            dtype = model.wte.weight.dtype  # the stream's dtype (also with low-precision linears)
             self.cache = KVCache(model.config, B, size, device=device, dtype=dtype)
 
     def append(self, token: torch.Tensor) -> None:

@@ -184,6 +184,12 @@ BAD_INPUTS = [
         "generate --model {M} --prompt hi --num-samples 0",
         "--num-samples must be at least 1",
     ),
+    (
+        "generate-dtype-bogus",
+        "generate --model {M} --prompt hi --dtype float16",
+        "dtype must be one of float32, bfloat16, int8, got 'float16'",
+    ),
+    ("generate-dtype-empty", "generate --model {M} --prompt hi --dtype ''", "dtype must be one of"),
     # --- eval ------------------------------------------------------------------------------
     ("eval-missing-data", "eval --model {M} --data {X}.txt", "no such file or directory"),
     ("eval-data-not-utf8", "eval --model {M} --data {L}", "latin1.txt is not UTF-8"),

@@ -34,6 +34,14 @@ def register(subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed for sampling (default: 0)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        help=(
+            "weights of the linear layers and LM head: float32, bfloat16 or int8 "
+            "(weight-only, per-row scales; faster CPU decoding, see docs/evaluation.md#speed)"
+        ),
+    )
     p.set_defaults(func=cmd_generate)
 
 
@@ -42,6 +50,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from gpt2lab.generate import SamplingConfig, TextStream, stream
     from gpt2lab.model import device_of
     from gpt2lab.pretrained import load_model_and_tokenizer
+    from gpt2lab.quantize import check_decoding_dtype, to_decoding_dtype
 
     if not args.prompt:
         raise GPT2LabError("--prompt is empty: give some text to continue")
@@ -52,7 +61,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(
         args.temperature, args.top_k, args.top_p, args.repetition_penalty
     )  # checks the values before the model is loaded
+    check_decoding_dtype(args.dtype)
     model, tokenizer, description = load_model_and_tokenizer(args.model, args.device)
+    model = to_decoding_dtype(model, args.dtype)
     if not args.model:
         print(f"using {description}", file=sys.stderr)
     import torch
