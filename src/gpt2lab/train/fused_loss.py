@@ -52,8 +52,7 @@ class LinearCrossEntropy(torch.autograd.Function):
     """Σ cross-entropy of (h · Wᵀ) against y; the gradients are computed in the forward."""
 
     @staticmethod
-    def forward(ctx, h, weight, y, compute_dtype, rows):  # h (N, C), weight (V, C), y (N,)
-        want_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+    def forward(ctx, h, weight, y, compute_dtype, rows, want_grad):  # h (N, C), weight (V, C)
         acc = torch.promote_types(compute_dtype, torch.float32)  # softmax and dW: fp32 or wider
         w = weight.to(compute_dtype)  # (V, C), cast once for all chunks
         loss = torch.zeros((), dtype=acc, device=h.device)
@@ -82,7 +81,7 @@ class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss):  # grad_loss: () — d(objective)/d(loss)
         dh, dw = ctx.saved_tensors
-        return dh * grad_loss, dw * grad_loss, None, None, None
+        return dh * grad_loss, dw * grad_loss, None, None, None, None
 
 
 def linear_cross_entropy(
@@ -103,7 +102,8 @@ def linear_cross_entropy(
     h2 = h.reshape(-1, h.shape[-1])  # (N, C)
     compute = compute_dtype or h.dtype
     rows = (chunk, chunk) if chunk else chunk_rows(*weight.shape)
-    return LinearCrossEntropy.apply(h2, weight, y.reshape(-1), compute, rows)
+    want_grad = torch.is_grad_enabled() and (h.requires_grad or weight.requires_grad)
+    return LinearCrossEntropy.apply(h2, weight, y.reshape(-1), compute, rows, want_grad)
 
 
 def softmax_gradient_(z: torch.Tensor, y: torch.Tensor, want_grad: bool) -> torch.Tensor:
