@@ -10,11 +10,12 @@ like nanoGPT, AdamW lr 6e-4, wd 0.1, betas 0.9/0.95, clip 1.0), then times one f
 step of each side — forward, cross-entropy, backward, clip, AdamW — alternating the sides
 `--repeats` times (in turned order every other time) so that a busy machine slows all alike:
 
-    gpt2lab        the trainer's default path: `--dtype` (auto: the dtype `gpt2lab train
-                   --dtype auto` picks here, by its matmul probe), `--compile` if asked; the
-                   step is the one the trainer runs (`gpt2lab.train.engine.accumulate_gradients`:
-                   the fused output layer + cross-entropy, the dtype's attention path)
-    gpt2lab fp32   the same code in float32, eager
+    gpt2lab        the trainer's step in `--dtype` (default auto: the dtype `gpt2lab train
+                   --dtype auto` picks on this machine by its matmul probe), compiled with
+                   `--compile`; the step is the one the trainer runs
+                   (`gpt2lab.train.engine.accumulate_gradients`: the fused output layer +
+                   cross-entropy, the dtype's attention path)
+    gpt2lab fp32   the same code in float32, eager: `gpt2lab train`'s default path
     nanoGPT fp32   nanoGPT eager in float32: its train.py step
     nanoGPT best   with --nanogpt-compile: nanoGPT under torch.compile, in gpt2lab's dtype
 

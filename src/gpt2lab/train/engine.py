@@ -13,7 +13,9 @@ engine:
 
 `TorchEngine` (autograd, torch.optim.AdamW; DDP, FSDP, compile, autocast) is the default;
 `numpy_engine.NumpyEngine` (`--engine numpy`) is the hand-written backward of
-gpt2lab.reference. Both count the loss the same way (`count_targets`, `token_loss_sum`).
+gpt2lab.reference. Both count the loss the same way (`count_targets`: Σ over valid tokens);
+the torch engine computes it with the fused output layer + cross-entropy (fused_loss.py,
+never holding the (B, T, V) logits) wherever it can, else through `token_loss_sum`.
 """
 
 from __future__ import annotations
