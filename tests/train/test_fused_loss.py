@@ -93,7 +93,7 @@ def step_gradients(model, dtype="float32"):
     batches = [batch(0), batch(1)]
     n = sum(int((y != -1).sum()) for _, y in batches)
     total = accumulate_gradients(model, batches, scale=1 / n, device=CPU, dtype=dtype)
-    grads = {k: p.grad.clone() for k, p in model.named_parameters()}
+    grads = {k.removeprefix("_orig_mod."): p.grad.clone() for k, p in model.named_parameters()}
     model.zero_grad(set_to_none=True)
     return float(total) / n, grads
 
