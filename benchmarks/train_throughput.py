@@ -209,10 +209,13 @@ def run_shape(name, args, nanogpt, device, dtype: str, peaks: dict[str, float]) 
             f"{tokens / min(seconds[label]):,.0f})  MFU {mfu:6.1%} of {side_dtype} peak"
             f"  cold step {cold[label]:6.1f} s  loss {losses[label]:.4f} ({rel:+.2%})"
         )
-    for other in [label for label in sides if label != "gpt2lab"]:
-        ratios = [o / g for g, o in zip(seconds["gpt2lab"], seconds[other])]
+    pairs = [("gpt2lab", other) for other in sides if other != "gpt2lab"]
+    if "gpt2lab fp32" in sides:
+        pairs.append(("gpt2lab fp32", "nanoGPT fp32"))
+    for ours, other in pairs:
+        ratios = [o / g for g, o in zip(seconds[ours], seconds[other])]
         print(
-            f"  ratio gpt2lab / {other}: {statistics.median(ratios):.2f}× "
+            f"  ratio {ours} / {other}: {statistics.median(ratios):.2f}× "
             f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})"
         )
 
