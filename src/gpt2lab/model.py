@@ -340,12 +340,16 @@ class GPT(HookedModule):
         *,
         cache: KVCache | None = None,
         attention_mask: torch.Tensor | None = None,
+        features_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx (B, T) token ids -> logits (B, T, V) and the mean cross-entropy against targets.
 
         cache: a KVCache to read past keys/values from and append this call's to.
         attention_mask: (B, S) with 1 for real tokens and 0 for (left) padding, covering the
             cached positions and the new ones; positions then count real tokens only.
+        features_only: return the final-norm output (B, T, C) instead of the logits (and no
+            loss): the trainer's fused loss (gpt2lab.train.fused_loss) applies lm_head itself,
+            a chunk of tokens at a time, and never holds the (B, T, V) logits.
         Targets of -1 are ignored in the loss.
         """
         B, T = idx.shape
@@ -360,7 +364,10 @@ class GPT(HookedModule):
             x = block(x, mask, cache)
         if cache is not None:
             cache.length += T
-        logits = self.hook_logits(self.lm_head(self.ln_f(x)))  # (B, T, V)
+        x = self.ln_f(x)  # (B, T, C)
+        if features_only:
+            return x, None
+        logits = self.hook_logits(self.lm_head(x))  # (B, T, V)
 
         loss = None
         if targets is not None:

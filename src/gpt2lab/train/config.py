@@ -31,7 +31,7 @@ from gpt2lab.errors import GPT2LabError
 from gpt2lab.options import field_types, typed_values
 
 SCHEDULES = ("cosine", "linear", "constant")
-DTYPES = ("float32", "float64", "bfloat16", "float16")
+DTYPES = ("float32", "float64", "bfloat16", "float16", "auto")
 ENGINES = ("torch", "numpy")
 NUMPY_DTYPES = ("float32", "float64")
 FLOAT32_MAX = 3.4028234663852886e38
@@ -119,8 +119,9 @@ class TrainConfig:
     device: str = "auto"
     """auto, cpu, cuda, cuda:1, mps"""
     dtype: str = "float32"
-    """float32, float64 (weights and math in double, e.g. to compare engines), or bfloat16 /
-    float16 (autocast)"""
+    """float32, float64 (weights and math in double, e.g. to compare engines), bfloat16 /
+    float16 (autocast), or auto (bfloat16 where a short matmul probe finds it at least 2×
+    faster, else float32; the choice is saved in config.yaml)"""
     compile: bool = False
     """torch.compile the model"""
     fsdp: bool = False
@@ -241,7 +242,7 @@ def validate_numpy_engine(cfg: TrainConfig) -> None:
         (cfg.compile, "--compile is for torch modules; the numpy engine has nothing to compile"),
         (cfg.fsdp, "--fsdp shards torch modules; the numpy engine runs in one process"),
         (
-            cfg.dtype not in NUMPY_DTYPES,
+            cfg.dtype not in (*NUMPY_DTYPES, "auto"),
             f"the numpy engine computes in float32 or float64, not {cfg.dtype}",
         ),
         (

@@ -49,6 +49,7 @@ from gpt2lab.train.callbacks import (
 from gpt2lab.train.config import TrainConfig, apply_overrides, to_yaml, trajectory_changes
 from gpt2lab.train.engine import check_dtype, param_dtype
 from gpt2lab.train.metrics import parse_records
+from gpt2lab.train.precision import DtypeChoice, choose_dtype
 from gpt2lab.train.trainer import Callback, RunResult, Trainer
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +142,23 @@ def prepare_model(
     if resume_from is not None:
         ckpt.load_model_weights(model, resume_from)
     return model
+
+
+def resolve_dtype(
+    cfg: TrainConfig, model: GPT, dist: D.Dist
+) -> tuple[TrainConfig, DtypeChoice | None]:
+    """`--dtype auto` made concrete (precision.py): the config with the chosen dtype, and the
+    choice (None when the dtype was given). Every rank probes; bf16 only if all chose it."""
+    if cfg.dtype != "auto":
+        return cfg, None
+    if cfg.engine == "numpy":
+        choice = DtypeChoice("float32", "the numpy engine computes in float32")
+    else:
+        choice = choose_dtype(dist.device, model.config.n_embd)
+    votes = torch.tensor([float(choice.dtype == "bfloat16")])
+    if D.all_reduce_sum(votes, dist).item() not in (0, dist.world_size):
+        choice = DtypeChoice("float32", "not every rank measured bfloat16 faster")
+    return cfg.replace(dtype=choice.dtype), choice
 
 
 @contextlib.contextmanager
@@ -295,12 +313,16 @@ def train(
         data = open_data(config, dist)
         trainer_callbacks = [*default_callbacks(config, run_dir, data), *callbacks]
         model = prepare_model(config, data, dist, resume_from)
+        config, choice = resolve_dtype(config, model, dist)
         trainer = Trainer(config, run_dir, dist, data, trainer_callbacks, resume_from, model)
         if dist.is_main and resume:
             cut_back(run_dir, trainer.step)
         if dist.is_main:  # only now: a config that fails its checks leaves no run behind
             (run_dir / "plots").mkdir(parents=True, exist_ok=True)
             atomic_write_text(run_dir / "config.yaml", to_yaml(config))
+            if choice is not None:
+                print(f"dtype auto: {choice.dtype} ({choice.reason})")
+                trainer.log(choice.record())
         return trainer.fit(guard=stop_on_signals(trainer))
     finally:
         D.teardown(dist)

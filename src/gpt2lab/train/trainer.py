@@ -4,7 +4,8 @@ One optimizer step, on every rank:
 
     lr = lr_at(step)                                       pure schedule (optim.py)
     for each of grad_accum micro-batches (x, y):            no_sync until the last (DDP)
-        logits = model(x)                                   under autocast for bf16/fp16
+        h = model(x, features_only=True)                    under autocast for bf16/fp16
+        Σ token losses = fused lm_head + cross-entropy(h)    (engine.loss_sum)
         (Σ token losses · world / N_global).backward()      N_global: valid tokens of the
                                                             global batch, all ranks summed
     norm = clip_grad_norm_(params, clip)                    global norm, one pass
