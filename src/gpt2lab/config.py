@@ -20,7 +20,7 @@ POS_ENCODINGS = ("learned", "sinusoidal", "none")
 NORM_PLACEMENTS = ("pre", "post", "none")
 ACTIVATIONS = ("gelu_tanh", "gelu", "relu", "sigmoid")
 ATTN_NORMALIZATIONS = ("softmax", "none")
-INITS = ("gpt2", "torch_default")
+INITS = ("gpt2", "gpt2_unscaled", "torch_default")
 
 
 class ConfigError(GPT2LabError):
@@ -52,6 +52,9 @@ class GPTConfig:
     # --- architecture switches (GPT-2's value first) --------------------------------------
     pos_encoding: str = "learned"
     """learned (GPT-2's table wpe) | sinusoidal (fixed, Vaswani et al.) | none."""
+    sinusoidal_scale: float = 1.0
+    """Factor on the sinusoidal table, whose RMS is 1/sqrt(2) ≈ 0.71; 0.02·sqrt(2) ≈ 0.028 gives
+    it the RMS 0.02 of GPT-2's token embeddings (unused by other position encodings)."""
     norm_placement: str = "pre"
     """pre (GPT-2: LN before each sublayer, plus a final LN) | post (original Transformer) | none."""
     activation: str = "gelu_tanh"
@@ -61,7 +64,8 @@ class GPTConfig:
     attn_normalization: str = "softmax"
     """softmax (GPT-2) | none: the causally masked raw scores weight the values directly."""
     init: str = "gpt2"
-    """gpt2: N(0, 0.02), residual projections N(0, 0.02/sqrt(2*n_layer)) | torch_default."""
+    """gpt2: N(0, 0.02), residual projections N(0, 0.02/sqrt(2*n_layer)) | gpt2_unscaled: the
+    same without the 1/sqrt(2*n_layer) | torch_default: PyTorch's own init of each module."""
     tie_embeddings: bool = True
     """Share the token embedding with the output head. GPT-2: True."""
 
@@ -79,6 +83,8 @@ class GPTConfig:
             raise ConfigError(f"n_inner must be a positive integer or None, got {self.n_inner!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 < float(self.sinusoidal_scale) < float("inf"):
+            raise ConfigError(f"sinusoidal_scale must be > 0, got {self.sinusoidal_scale!r}")
         if not float(self.layer_norm_eps) > 0.0:
             raise ConfigError(f"layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
         for name, choices in (

@@ -66,16 +66,17 @@ class SinusoidalPositions(nn.Module):
     Computed in float64 (the caller casts), so a float64 model gets exact positions.
     """
 
-    def __init__(self, n_embd: int) -> None:
+    def __init__(self, n_embd: int, scale: float = 1.0) -> None:
         super().__init__()
         self.n_embd = n_embd
+        self.scale = scale  # the table's RMS is 1/sqrt(2) times this
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:  # (B|1, T) -> (B|1, T, C)
         exact = torch.float32 if pos.device.type == "mps" else torch.float64  # mps has no float64
         column = torch.arange(self.n_embd, device=pos.device)  # (C,)
         inv_freq = 10000.0 ** (-(column // 2 * 2).to(exact) / self.n_embd)  # 2i for cols 2i, 2i+1
         angle = pos.unsqueeze(-1).to(exact) * inv_freq  # (B|1, T, C)
-        return torch.where(column % 2 == 1, torch.cos(angle), torch.sin(angle))
+        return self.scale * torch.where(column % 2 == 1, torch.cos(angle), torch.sin(angle))
 
 
 class NoPositions(nn.Module):
@@ -89,7 +90,7 @@ def make_positions(config: GPTConfig) -> nn.Module:
     if config.pos_encoding == "learned":
         return nn.Embedding(config.block_size, config.n_embd)
     if config.pos_encoding == "sinusoidal":
-        return SinusoidalPositions(config.n_embd)
+        return SinusoidalPositions(config.n_embd, config.sinusoidal_scale)
     return NoPositions()
 
 
@@ -310,21 +311,25 @@ class GPT(HookedModule):
         self.hook_pos_embed = HookPoint()  # (B|1, T, C) position embeddings
         self.hook_logits = HookPoint()  # (B, T, V)
         self.setup_hooks()
-        if config.init == "gpt2":
-            self._init_gpt2()
+        if config.init in ("gpt2", "gpt2_unscaled"):
+            self._init_gpt2(scaled=config.init == "gpt2")
 
-    def _init_gpt2(self) -> None:
+    def _init_gpt2(self, scaled: bool = True) -> None:
         """N(0, 0.02) everywhere; residual projections N(0, 0.02 / sqrt(2 · n_layer)).
 
         Each block adds two writes (attention, MLP) to the residual stream, so its variance
         grows with 2 · n_layer; the scaled init keeps the sum's size independent of depth.
-        Biases start at 0 and LayerNorm gains at 1 (their constructors already do that).
+        `scaled=False` leaves the projections at N(0, 0.02) and every other weight exactly as
+        the scaled init draws it (the rescaling is the last draw). Biases start at 0 and
+        LayerNorm gains at 1 (their constructors already do that).
         """
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:
                 nn.init.zeros_(module.bias)
+        if not scaled:
+            return
         for block in self.blocks:
             for proj in (block.attn.c_proj, block.mlp.c_proj):
                 nn.init.normal_(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from gpt2lab.cli import main
 from gpt2lab.config import GPTConfig
@@ -158,3 +159,44 @@ def test_only_keeps_the_baseline_and_the_variants_added_on_the_command_line():
     assert [v.name for v in select_variants(variants, ["relu"])] == ["baseline", "relu"]
     with pytest.raises(GPT2LabError, match="--only names variant 'nosuch'"):
         select_variants(variants, ["nosuch"], added)
+
+
+def test_no_residual_scaling_differs_from_the_baseline_only_in_the_projections_std(tiny_gpt):
+
+    base = GPTConfig.preset("tiny", vocab_size=512)
+    shape = dict(vocab_size=512, n_layer=4)
+    baseline = tiny_gpt("tiny", 0, **shape)
+    unscaled = tiny_gpt("tiny", 0, **VARIANTS["no_residual_scaling"].model_overrides(base), **shape)
+    projections = {f"blocks.{i}.{part}.c_proj.weight" for i in range(4) for part in ("attn", "mlp")}
+    ours, theirs = dict(baseline.named_parameters()), dict(unscaled.named_parameters())
+    assert ours.keys() == theirs.keys()
+    for name in ours.keys() - projections:  # every other tensor: the same draw, bit for bit
+        assert torch.equal(ours[name], theirs[name]), name
+    for name in projections:  # N(0, 0.02 / sqrt(2 · 4)) vs N(0, 0.02)
+        assert ours[name].std().item() == pytest.approx(0.02 / 8**0.5, rel=0.05)
+        assert theirs[name].std().item() == pytest.approx(0.02, rel=0.05)
+
+
+def test_the_scaled_sinusoidal_table_has_the_token_embeddings_rms(tiny_gpt):
+
+    overrides = VARIANTS["sinusoidal_scaled"].model_overrides(GPTConfig.preset("tiny"))
+    model = tiny_gpt("tiny", 0, vocab_size=512, **overrides)
+    table = model.wpe(torch.arange(128)[None])[0]  # (T, C)
+    rms = lambda t: t.pow(2).mean().sqrt().item()  # noqa: E731
+    token_rms = rms(model.wte.weight)
+    assert token_rms / 2 < rms(table) < token_rms * 2  # the bound
+    assert rms(table) == pytest.approx(0.02, rel=0.01)  # 0.02·√2 × the table's 1/√2
+    unscaled = tiny_gpt("tiny", 0, vocab_size=512, pos_encoding="sinusoidal")
+    assert rms(unscaled.wpe(torch.arange(128)[None])[0]) > 30 * token_rms  # why it fails
+    assert "no_residual_scaling" not in SUITES["seed"]  # the committed report's suite as it was
+
+
+def test_the_numpy_reference_scales_the_sinusoidal_table_like_the_model(tiny_gpt):
+    from gpt2lab.pretrained import reference_params
+    from gpt2lab.reference import numpy_gpt
+
+    overrides = VARIANTS["sinusoidal_scaled"].model_overrides(GPTConfig.preset("tiny"))
+    model = tiny_gpt("tiny", 0, vocab_size=512, **overrides).double()
+    ours = model.wpe(torch.arange(16)[None])[0].numpy()  # (T, C)
+    reference = numpy_gpt.positions(reference_params(model), 16, model.config)
+    assert abs(ours - reference).max() < 1e-15

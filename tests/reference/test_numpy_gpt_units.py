@@ -52,6 +52,7 @@ def tiny_config(**switches) -> types.SimpleNamespace:
         bias=True,
         layer_norm_eps=1e-5,
         pos_encoding="learned",
+        sinusoidal_scale=1.0,
         norm_placement="pre",
         activation="gelu_tanh",
         attn_scale=True,

@@ -139,7 +139,8 @@ def positions(params: Params, T: int, config: Any):  # -> [T, C] | None
     if config.pos_encoding == "learned":
         return params["wpe"][:T]  # [T, C]
     if config.pos_encoding == "sinusoidal":
-        return sinusoidal_positions(T, config.n_embd, params["wte"].dtype)  # [T, C]
+        table = config.sinusoidal_scale * sinusoidal_positions(T, config.n_embd, np.float64)
+        return table.astype(params["wte"].dtype)  # [T, C]
     return None
 
 
