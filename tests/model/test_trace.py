@@ -8,6 +8,7 @@ must be named at the right point, and nowhere before it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -119,6 +120,20 @@ def test_scores_are_scaled_and_the_future_is_zeroed(model, idx):
 # --- planted bugs are named at the right point -------------------------------------------------
 
 
+@contextlib.contextmanager
+def planted(module: nn.Module, name: str, value):
+    """A bug planted in one attribute of `module` for the `with` block, then the original put
+    back with setattr. (pytest's monkeypatch cannot do this from 9.2 on: its undo deletes an
+    attribute it did not find in the instance's __dict__, which is where nn.Module does not
+    keep submodules and parameters, so a shared model would lose its `act` or its `bias`.)"""
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
 def assert_first_divergence(ours, reference, name, **tolerance):
     """Every point before `name` agrees (that is what "first" means), `name` does not."""
     diff = diff_traces(ours, reference, **tolerance)
@@ -127,38 +142,37 @@ def assert_first_divergence(ours, reference, name, **tolerance):
 
 
 @pytest.mark.parametrize("against", ["hf", "numpy"])
-def test_a_missing_one_over_sqrt_d_is_named_at_the_scores(
-    model, idx, references, against, monkeypatch
-):
-    monkeypatch.setattr(model.blocks[0].attn, "scale", 1.0)
-    row = assert_first_divergence(
-        trace_gpt2lab(model, idx), references[against], "blocks.0.attn.scores"
-    )
+def test_a_missing_one_over_sqrt_d_is_named_at_the_scores(model, idx, references, against):
+    with planted(model.blocks[0].attn, "scale", 1.0):
+        ours = trace_gpt2lab(model, idx)
+    row = assert_first_divergence(ours, references[against], "blocks.0.attn.scores")
     assert row.shape_a == (2, 4, 12, 12)
     # the worst entry is √hs = √8 times the reference's
     assert row.a_at_worst == pytest.approx(math.sqrt(8) * row.b_at_worst, rel=1e-5)
 
 
-def test_exact_gelu_for_gpt2s_tanh_gelu_is_named_at_mlp_post(references, idx, monkeypatch):
+def test_exact_gelu_for_gpt2s_tanh_gelu_is_named_at_mlp_post(references, idx):
     """A subtle bug (at most 4.7e-4 per value): float64 shows it clearly."""
     model64 = references["model64"]
-    monkeypatch.setattr(model64.blocks[0].mlp, "act", nn.GELU())
-    ours = trace_gpt2lab(model64, idx)
+    with planted(model64.blocks[0].mlp, "act", nn.GELU()):
+        ours = trace_gpt2lab(model64, idx)
     row = assert_first_divergence(
         ours, references["numpy64"], "blocks.0.mlp.post", rtol=1e-10, atol=1e-14
     )
     assert 1e-6 < row.max_abs_diff < 4.8e-4
 
 
-def test_relu_for_gelu_is_named_at_mlp_post(model, idx, references, monkeypatch):
-    monkeypatch.setattr(model.blocks[0].mlp, "act", nn.ReLU())
-    assert_first_divergence(trace_gpt2lab(model, idx), references["numpy"], "blocks.0.mlp.post")
+def test_relu_for_gelu_is_named_at_mlp_post(model, idx, references):
+    with planted(model.blocks[0].mlp, "act", nn.ReLU()):
+        ours = trace_gpt2lab(model, idx)
+    assert_first_divergence(ours, references["numpy"], "blocks.0.mlp.post")
 
 
 @pytest.mark.parametrize("bug", [("bias", None), ("eps", 1e-1)], ids=["no-bias", "eps"])
-def test_a_bug_in_block_1s_ln_2_only_is_named_there(model, idx, references, bug, monkeypatch):
-    monkeypatch.setattr(model.blocks[1].ln_2, *bug)
-    assert_first_divergence(trace_gpt2lab(model, idx), references["numpy"], "blocks.1.ln_2")
+def test_a_bug_in_block_1s_ln_2_only_is_named_there(model, idx, references, bug):
+    with planted(model.blocks[1].ln_2, *bug):
+        ours = trace_gpt2lab(model, idx)
+    assert_first_divergence(ours, references["numpy"], "blocks.1.ln_2")
 
 
 # --- a learner's own GPT-2, through a mapping -------------------------------------------------
