@@ -278,8 +278,9 @@ def measure_training_peak(
     """Peak bytes of two training steps, measured.
 
     cuda: `torch.cuda.max_memory_allocated` above what was allocated before the model.
-    cpu: a fresh Python process takes the steps and reports how much its peak resident set
-    (`ru_maxrss`) grew, after one warm-up step of a 1-layer model has loaded the kernels. The
+    cpu: a fresh Python process takes the steps and reports how far its peak resident set rose
+    above its resident set before them (`cpu_probe`), after one warm-up step of a 1-layer
+    model has loaded the kernels. The
     process runs with glibc's mmap threshold fixed at 64 KiB so freed tensors go back to the
     system at once, as they do on a GPU; what remains is allocator overhead and the kernels'
     scratch buffers (a few MB).
@@ -313,18 +314,51 @@ def measure_training_peak(
 
 
 def cpu_probe(job: str) -> None:
-    """The child of `measure_training_peak` on CPU: prints the growth of ru_maxrss in bytes."""
-    import resource
+    """The child of `measure_training_peak` on CPU: prints how far its peak resident set rose
+    above its resident set just before the steps, in bytes.
 
+    On Linux the kernel's high-water mark is reset first (`/proc/self/clear_refs` ← 5), so a
+    peak left by the imports (which can be higher than the steps' own, e.g. when the parent's
+    torch.compile left inductor settings in the environment) does not hide the steps' peak.
+    Elsewhere `ru_maxrss` is read, which cannot be reset.
+    """
     config, batch_size, block_size, dtype, seed = json.loads(job)
     config = GPTConfig.from_dict(config)
     cpu = torch.device("cpu")
     warm = GPTConfig(vocab_size=16, block_size=8, n_layer=1, n_head=1, n_embd=8)
     training_steps(warm, 1, 8, dtype, cpu, seed=seed)  # kernels and their one-off buffers
-    unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+    before = reset_peak_rss()
     training_steps(config, batch_size, block_size, dtype, cpu, seed=seed)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit - before)
+    print(peak_rss() - before)
+
+
+def reset_peak_rss() -> int:
+    """Reset the peak resident set to the current one where the OS allows it (Linux); returns
+    the bytes the peak is measured from (the current resident set, or the old peak)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _proc_status_bytes("VmRSS")
+    except OSError:
+        return peak_rss()
+
+
+def peak_rss() -> int:
+    """The process's peak resident set in bytes (VmHWM on Linux, else ru_maxrss)."""
+    try:
+        return _proc_status_bytes("VmHWM")
+    except OSError:
+        import resource
+
+        unit = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit
+
+
+def _proc_status_bytes(field: str) -> int:
+    """A 'kB' line of /proc/self/status in bytes: 'VmHWM:  123456 kB' -> 126418944."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"no {field} in /proc/self/status")
 
 
 # ---------------------------------------------------------------------------------------------
