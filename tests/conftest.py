@@ -73,6 +73,18 @@ def train_checkpointed_run(root, *, steps: int, every: int, tokens: int, name: s
         torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: small models on a shared 2-core CPU run far faster than
+    with two. Folders of small-model tests use it for every test (an autouse fixture)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def checkpointed_run():
     """The builder of tiny real training runs with kept checkpoints (see the module

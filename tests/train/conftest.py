@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from gpt2lab.data.prepared import prepare_stories
 from gpt2lab.train import TrainConfig
@@ -12,12 +11,8 @@ TINY_MODEL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32}
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: small models on a shared 2-core CPU run far faster than with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test here runs on one torch thread (tests/conftest.py's `one_thread`)."""
 
 
 @pytest.fixture(scope="session")
