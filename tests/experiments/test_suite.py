@@ -24,7 +24,7 @@ def small_suite(data: str, out: Path, jobs: int) -> Suite:
     variants, _ = suite_variants("seed")
     budget = Budget(
         steps=STEPS, batch_size=2, lrs=(2e-3,), warmup_steps=1, eval_interval=1,
-        eval_iters=2, log_interval=2, monitor_interval=1, data=data,
+        eval_iters=2, log_interval=2, data=data,
     )  # fmt: skip
     chosen = [v for v in variants if v.name in ("baseline", "sinusoidal")]
     return Suite(chosen, seeds=1, budget=budget, out=str(out), jobs=jobs)

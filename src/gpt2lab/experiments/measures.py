@@ -48,7 +48,7 @@ class Run:
     directory: Path
     result: dict[str, Any]
     records: list[dict[str, Any]]
-    """metrics.jsonl: train every log_interval, eval, monitor."""
+    """metrics.jsonl: train records every log_interval steps, and the evaluations."""
     steps: list[dict[str, Any]] = field(default_factory=list)
     """steps.jsonl: every step's loss, grad_norm, attn_logit_max."""
 
@@ -239,35 +239,34 @@ class AttentionStats:
 @torch.inference_mode()
 def attention_stats(model, batches, n_sample: int = 4000) -> AttentionStats:
     """The statistics of every layer's attention weights (hook_pattern) over the batches."""
-    n_layer = model.config.n_layer
-    names = [f"blocks.{i}.attn.hook_pattern" for i in range(n_layer)]
-    weights, row_sums, roles = [], [], []
-    profile = None
+    names = [f"blocks.{i}.attn.hook_pattern" for i in range(model.config.n_layer)]
+    weights, row_sums, profiles = [], [], []
     for x, _ in batches:
         _, cache = model.run_with_cache(x, names=names)
         T = x.size(1)
         visible = torch.ones(T, T, dtype=torch.bool).tril()  # (T, T)
         offset = torch.arange(T)[:, None] - torch.arange(T)[None, :]  # (T, T): i − j
-        per_batch = []
+        per_layer = []
         for name in names:
             a = cache[name].float()  # (B, nh, T, T)
             weights.append(a[..., visible].flatten())
             row_sums.append(a.sum(-1).flatten())
-            by_offset = [a.abs()[..., offset == d].mean(dim=(0, 2)) for d in range(ROLE_OFFSETS)]
-            per_batch.append(torch.stack(by_offset, dim=-1))  # (nh, offsets)
-        batch_profile = torch.cat(per_batch)  # (n_layer · nh, offsets)
-        profile = batch_profile if profile is None else profile + batch_profile
-    w = torch.cat(weights)
-    g = torch.Generator().manual_seed(0)
-    pick = torch.randperm(w.numel(), generator=g)[:n_sample]
+            by_offset = [
+                a.abs()[..., offset == d].mean(dim=(0, 2))  # (nh,)
+                for d in range(min(ROLE_OFFSETS, T))
+            ]
+            per_layer.append(torch.stack(by_offset, dim=-1))  # (nh, offsets)
+        profiles.append(torch.cat(per_layer))  # (n_layer · nh, offsets)
+    profile = torch.stack(profiles).sum(0)  # summed over batches
     profile = profile / profile.sum(-1, keepdim=True).clamp_min(1e-30)
-    roles = profile.tolist()
+    w = torch.cat(weights)
+    pick = torch.randperm(w.numel(), generator=torch.Generator().manual_seed(0))[:n_sample]
     return AttentionStats(
         negative_share=float((w < 0).float().mean()),
         row_sum_sd=float(torch.cat(row_sums).std()),
         max_abs=float(w.abs().max()),
         sample=w[pick].tolist(),
-        roles=roles,
+        roles=profile.tolist(),
     )
 
 

@@ -41,8 +41,6 @@ from gpt2lab.experiments.verdicts import (
 
 EXTRAPOLATION_FACTORS = (1, 2, 4)
 """Evaluation lengths as multiples of the training context."""
-EXTRAPOLATION_TOKENS = 8192
-"""Val tokens scored at each length and run (the same number for every length)."""
 MEASURE_BATCHES = 4
 """Val batches (4 sequences each) for word order and attention statistics."""
 STABILITY_VARIANTS = ("baseline", "no_layernorm", "no_attn_scale", "post_norm")
@@ -239,8 +237,9 @@ def claim_record(v: Verdict, strict: Verdict) -> ClaimRecord:
     )
 
 
-def compute(suite_dir: Path, extrapolation_tokens: int = EXTRAPOLATION_TOKENS):
-    """(Report without figures, Evidence): every number of the report."""
+def compute(suite_dir: Path, extrapolation_tokens: int | None = None):
+    """(Report without figures, Evidence): every number of the report. Positional
+    extrapolation scores `extrapolation_tokens` val tokens per length (None: the budget's)."""
     from gpt2lab.data.prepare import read_meta
 
     plan = json.loads((suite_dir / SUITE_FILE).read_text())
@@ -265,7 +264,9 @@ def compute(suite_dir: Path, extrapolation_tokens: int = EXTRAPOLATION_TOKENS):
         claims=[claim_record(v, s) for v, s in zip(verdicts, strict)],
         claims_tested=tested,
         bonferroni_level=strict_level,
-        extrapolation=extrapolation_table(arms, plan, scale, extrapolation_tokens),
+        extrapolation=extrapolation_table(
+            arms, plan, scale, extrapolation_tokens or plan["budget"]["extrapolation_tokens"]
+        ),
     )
     return report, ev
 
@@ -371,11 +372,15 @@ def draw_figures(report: Report, ev: Evidence, out: Path) -> dict[str, str]:
     panels = {"seed 0, each variant's lr sweep": sweep_lines(arms, main)}
     if deep:
         panels["deep variants"] = sweep_lines(arms, deep)
-    figures = {"lr": sweep_panels(panels, hline=unigram)}
+    finite = [y for lines in panels.values() for _, ys in lines.values() for y in ys]
+    finite = [y for y in finite if math.isfinite(y)]
+    # from just below the best loss to ln V + 1: one huge loss would flatten the rest
+    ylim = (min(finite, default=0.0) - 0.2, math.log(s.vocab_size) + 1.0)
+    figures = {"lr": sweep_panels(panels, hline=unigram, ylim=ylim)}
     warm = {"pre- vs post-norm, with and without warmup": sweep_lines(arms, WARMUP_VARIANTS)}
     if any(n in arms for n in DEEP_WARMUP):
         warm["deep"] = sweep_lines(arms, DEEP_WARMUP)
-    figures["warmup"] = sweep_panels(warm, hline=unigram)
+    figures["warmup"] = sweep_panels(warm, hline=unigram, ylim=ylim)
 
     top = max(s.lrs)
     chosen = [n for n in (*STABILITY_VARIANTS, "deep", "deep_no_layernorm") if n in arms]
@@ -456,7 +461,7 @@ def seed_curves(per_length: dict[str, Any]) -> list[tuple[list[int], list[float]
 def write_report(
     suite_dir: str | Path,
     report_dir: str | Path | None = None,
-    extrapolation_tokens: int = EXTRAPOLATION_TOKENS,
+    extrapolation_tokens: int | None = None,
 ) -> Path:
     """Read the suite's runs and write report.md, report.json and PNGs; return report.md."""
     suite_dir = Path(suite_dir)

@@ -65,7 +65,6 @@ class Budget:
     eval_interval: int
     eval_iters: int
     log_interval: int
-    monitor_interval: int
     data: str
     """Prepared data dir; the stories defaults below are prepared on first use."""
     block_size: int | None = None
@@ -78,6 +77,8 @@ class Budget:
     """Checkpoints per run (where an interrupted run resumes from); the last at the end."""
     sample_tokens: int = 60
     """Tokens of the sample each run writes at its end (the report shows them)."""
+    extrapolation_tokens: int = 8192
+    """Val tokens the report scores at each context length (positional extrapolation)."""
 
     def replace(self, **changes: Any) -> Budget:
         return dataclasses.replace(self, **changes)
@@ -99,7 +100,6 @@ class Budget:
             warmup_steps=scaled(self.warmup_steps),
             eval_interval=scaled(self.eval_interval),
             log_interval=scaled(self.log_interval),
-            monitor_interval=scaled(self.monitor_interval),
         )
 
 
@@ -126,7 +126,6 @@ BUDGETS: dict[str, Budget] = {
         eval_interval=20,
         eval_iters=6,
         log_interval=5,
-        monitor_interval=20,
         data="data/stories-1024",
     ),
     "mini": Budget(
@@ -137,7 +136,6 @@ BUDGETS: dict[str, Budget] = {
         eval_interval=100,
         eval_iters=20,
         log_interval=10,
-        monitor_interval=100,
         data="data/stories-4096",
     ),
     "gpt2": Budget(
@@ -148,7 +146,6 @@ BUDGETS: dict[str, Budget] = {
         eval_interval=250,
         eval_iters=40,
         log_interval=10,
-        monitor_interval=250,
         data="data/stories-4096",
     ),
 }
@@ -162,12 +159,12 @@ QUICK = Budget(
     eval_interval=4,
     eval_iters=1,
     log_interval=1,
-    monitor_interval=4,
     data="data/stories-1024",
     block_size=32,
     model={"n_layer": 2, "n_embd": 32},
     checkpoints=1,
     sample_tokens=8,
+    extrapolation_tokens=512,
 )
 """`--quick`, the test suite's: every claim, a 2-layer 32-wide model, 4 steps, 2 lrs (about
 0.5 s per run on one core; the seed suite with 2 seeds is 57 runs)."""
@@ -355,7 +352,7 @@ class Suite:
             eval_interval=b.eval_interval,
             eval_iters=b.eval_iters,
             log_interval=b.log_interval,
-            monitor_interval=b.monitor_interval,
+            monitor_interval=0,  # steps.jsonl has what the report reads, every step
             step_log=True,
             tensorboard=False,
             sample_interval=0,

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from gpt2lab.experiments.measures import AttentionStats, Censored, Run
-from gpt2lab.experiments.runner import RunKey
+from gpt2lab.experiments.runner import RunKey, best_of, run_name
 
 LEVEL = 0.95
 """Confidence level of every interval (two-sided)."""
@@ -177,8 +177,6 @@ class Arm:
 
 def load_arms(suite_dir: Path, plan: dict[str, Any]) -> dict[str, Arm]:
     """{variant: Arm} from the finished runs (unfinished or failed runs are left out)."""
-    from gpt2lab.experiments.runner import best_of, run_name
-
     lrs = plan["budget"]["lrs"]
     arms = {}
     for v in plan["variants"]:

@@ -18,13 +18,17 @@ Band = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]
 """(x, mean, lo, hi), all of one length."""
 
 
-def variant_colors(panels: Mapping[str, Mapping[str, Band]]) -> dict[str, str]:
+def variant_colors(panels: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
     """A stable colour per variant in order of first appearance: the first is black (the
-    baseline, by convention of the callers), the next ten the tab10 colours, then grey."""
+    baseline, by convention of the callers), the next twenty the tab20 colours (dark before
+    light), then grey."""
+    from matplotlib import colormaps
+
     names: list[str] = []
     for lines in panels.values():
         names += [name for name in lines if name not in names]
-    palette = ["black"] + [f"C{i}" for i in range(10)]
+    tab20 = [colormaps["tab20"](i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
+    palette = ["black", *tab20]
     return {name: palette[i] if i < len(palette) else "0.6" for i, name in enumerate(names)}
 
 
