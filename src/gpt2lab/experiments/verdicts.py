@@ -400,10 +400,13 @@ def shares(mine: Arm, ref: Arm, ev: Evidence) -> list[float]:
 
 
 def share_text(mine: Arm, ref: Arm, ev: Evidence) -> str:
-    return (
-        f"share of the reference's improvement over the unigram loss ({ev.unigram:.3f}): "
-        f"{mean_sd(shares(mine, ref, ev))}"
+    share = shares(mine, ref, ev)
+    value = (
+        mean_sd(share)
+        if share and not np.isnan(share).any()
+        else ("undefined (the reference did not get below the unigram loss)")
     )
+    return f"share of the reference's improvement over the unigram loss ({ev.unigram:.3f}): {value}"
 
 
 def rule_barely_learns(claim: Claim, ev: Evidence) -> Verdict:
@@ -442,8 +445,8 @@ def rule_unstable(claim: Claim, ev: Evidence) -> Verdict:
     )
     iv = paired_interval(mine.losses, ref.losses, level=ev.level)
     text = (
-        f"largest stable lr {lr_text(a)} vs {lr_text(b)} (grid {lrs[0]:g}–{lrs[-1]:g}); the "
-        f"variant fails where the reference trains at lr {', '.join(f'{lr:g}' for lr in separating) or 'none'}"
+        f"largest stable lr {lr_text(a)} vs {lr_text(b)} (grid {lrs[0]:g}–{lrs[-1]:g}); "
+        f"lrs where the variant fails and the reference trains: {', '.join(f'{lr:g}' for lr in separating) or 'none'}"
         f"; peak gradient norm and attention logit per lr (variant vs reference): {peaks}; "
         f"at each side's best lr the val loss difference is {iv}"
     )
@@ -543,12 +546,14 @@ def change_text(iv: Interval) -> str:
     verdict = iv.verdict()
     if verdict == "inconclusive":
         if not math.isfinite(iv.lo):
-            return "runs that all finish (or all diverge)"
+            return "a finite value on every seed (a run diverged, or a share is undefined)"
         width = iv.hi - iv.lo
         return (
             f"more seeds or a larger effect: the interval ({width:.3g} wide) contains {iv.margin:g}"
         )
-    return f"an effect of the other sign beyond the interval ({iv.lo:+.3g}, {iv.hi:+.3g})"
+    if verdict == "holds":
+        return f"seeds that bring the interval's lower end ({iv.lo:+.3g}) down to {iv.margin:g}"
+    return f"seeds that bring the interval's upper end ({iv.hi:+.3g}) up to {iv.margin:g}"
 
 
 def needed(claim: Claim) -> list[str]:
