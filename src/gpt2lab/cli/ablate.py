@@ -12,7 +12,7 @@ config overrides) on the same data, tokens, steps and lr schedule shape, over a 
 sweep (seed 0) and then over seeds at each variant's best lr, and write DIR/report.md: for each
 claim of the seed article a measure that matches its words, a picture, and a verdict with a
 paired 95% confidence interval. The default (--suite seed --preset tiny --seeds 3) takes about
-an hour on 2 idle CPU cores; --quick is the test-sized suite (about a minute). Interrupted
+50 minutes on 2 CPU cores; --quick is the test-sized suite (under a minute). Interrupted
 suites resume: finished runs are not rerun. A YAML suite file may set the suite options below
 as keys; flags win."""
 

@@ -114,9 +114,8 @@ def log_grid(low: float, high: float, n: int) -> tuple[float, ...]:
 
 BUDGETS: dict[str, Budget] = {
     # tiny, 1 thread (measured, docs/ablation.md): a 200-step run takes 24 s alone and about
-    # 40 s next to a second one on an idle 2-core CPU; a deep one (12 × 64) 1.6× that. The
-    # seed suite, 14 tiny + 5 deep variants × (4 lrs + 2 seeds) ≈ 132 tiny-run equivalents,
-    # ≈ 45 min in 2 processes. Warmup is half the run: with 50 steps post-norm stays at the
+    # 44 s next to a second one on a 2-core CPU; a deep one (12 × 64) 59 s. The seed suite,
+    # (14 tiny + 5 deep variants) × (4 lrs + 2 seeds), ≈ 46 min in 2 processes. Warmup is half the run: with 50 steps post-norm stays at the
     # unigram loss at lr 2e-3, with 100 it trains (and the baseline loses nothing).
     "tiny": Budget(
         steps=200,
