@@ -350,6 +350,7 @@ BAD_INPUTS = [
     ("ablate-lrs-not-numbers", "ablate --lrs 1e-3,abc --data {D}", "lrs must be numbers"),
     ("ablate-lrs-zero", "ablate --lrs 0,1e-3 --data {D}", "lrs must be positive finite"),
     ("ablate-lrs-empty", "ablate --lrs , --data {D}", "lrs must be positive finite"),
+    ("ablate-quick-preset", "ablate --quick --preset mini --data {D}", "--quick shrinks the tiny"),
     ("serve-max-tokens-negative", "serve --model {M} --max-tokens -1", "--max-tokens"),
     ("generate-top-k-negative", "generate --model {M} --prompt hi --top-k -1", "top_k"),
     ("eval-context-zero", "eval --model {M} --data {F} --context 0", "context"),

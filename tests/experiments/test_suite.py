@@ -5,6 +5,7 @@ of every claim through the CLI."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -228,3 +229,12 @@ def test_the_quick_suite_judges_every_claim_through_the_cli(stories_data, tmp_pa
         assert cells[-1].strip("*") in ("holds", "does not hold", "inconclusive")
     for png in ("lr", "warmup", "stability", "loss", "attention", "extrapolation"):
         assert (out / f"{png}.png").is_file(), png
+    # seed 1 ran at the lr of seed 0's lowest final val loss, read from metrics.jsonl
+    for v in variants:
+        finals = {}
+        for lr in (1e-3, 3e-2):
+            run = out / "runs" / f"{v.name}-lr{lr:g}-s0"
+            result = json.loads((run / "result.json").read_text())
+            finals[lr] = last_eval(run) if result["stopped"] == "completed" else math.inf
+        best = min(finals, key=lambda lr: (finals[lr], lr))
+        assert (out / "runs" / f"{v.name}-lr{best:g}-s1" / "result.json").is_file(), v.name

@@ -236,6 +236,8 @@ def parse_lrs(text: str) -> tuple[float, ...]:
 def suite_budget(options: SuiteOptions) -> Budget:
     """The budget the options ask for: the preset's (or QUICK), then --steps, --lrs and
     --data."""
+    if options.quick and options.preset != "tiny":
+        raise GPT2LabError(f"--quick shrinks the tiny preset; drop --preset {options.preset}")
     if options.quick:
         budget = QUICK
     elif options.preset in BUDGETS:
