@@ -8,7 +8,7 @@ import math
 import pytest
 
 from gpt2lab.experiments.measures import AttentionStats
-from gpt2lab.experiments.verdicts import CLAIMS, RULES, assess
+from gpt2lab.experiments.verdicts import CLAIMS, EXTRAS, RULES, assess
 
 from .runs import arm, evidence
 
@@ -18,6 +18,7 @@ BASE = arm("baseline", [3.00, 3.10, 3.05])
 
 def test_every_claim_kind_has_a_rule_and_every_seed_claim_a_row():
     assert {c.kind for c in CLAIMS} <= set(RULES)
+    assert {e for c in CLAIMS for e in c.extras} <= set(EXTRAS)
     variants = {c.variant for c in CLAIMS}
     for name in ("no_layernorm", "no_attn_scale", "no_pos", "sinusoidal", "relu", "sigmoid",
                  "post_norm", "no_residual_scaling", "fewer_heads", "no_softmax"):  # fmt: skip
@@ -56,6 +57,7 @@ def test_slower_with_censoring(curves, verdict, bound):
     assert v.values["reference"] == pytest.approx([60 + (3.5 - 3.3) / 0.3 * 20] * 3)
     if bound == "lower":
         assert "> 100" in v.evidence and "ratio > " in v.evidence  # never a made-up ratio
+    assert "loss-curve roughness" in v.evidence and "over the unigram loss" in v.evidence
 
 
 def test_slower_censored_on_both_sides_is_inconclusive():

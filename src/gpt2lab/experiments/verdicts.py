@@ -6,9 +6,9 @@ batches; the same initial weights where the shapes agree). A claim's rule comput
 differences d_s signed so that d > 0 is what the claim says, and a paired Student-t 95%
 interval for their mean:
 
-    holds            the interval lies above the margin (0 unless the claim names one)
-    does not hold    it lies below
-    inconclusive     it contains the margin, or fewer than 2 seeds (no interval)
+    holds            the interval lies above 0
+    does not hold    it lies below 0
+    inconclusive     it contains 0, or fewer than 2 seeds (no interval)
 
 Steps to a target are censored when a run never reaches it: the difference is then a lower
 bound, so only "holds" can follow from it, and a ratio is reported as a bound ("> 2.1×").
@@ -100,15 +100,14 @@ class Interval:
     hi: float
     n: int
     level: float = LEVEL
-    margin: float = 0.0
     bound: str = ""
 
     def verdict(self) -> str:
         if self.n < 2 or math.isnan(self.lo) or self.bound == "both":
             return "inconclusive"
-        if self.lo > self.margin and self.bound != "upper":
+        if self.lo > 0 and self.bound != "upper":
             return "holds"
-        if self.hi < self.margin and self.bound != "lower":
+        if self.hi < 0 and self.bound != "lower":
             return "does not hold"
         return "inconclusive"
 
@@ -119,9 +118,7 @@ class Interval:
         return f"{self.mean:+.3g} [{self.lo:+.3g}, {self.hi:+.3g}]{kind}"
 
 
-def paired_interval(
-    a: list[float], b: list[float], *, margin: float = 0.0, level: float = LEVEL, bound=""
-) -> Interval:
+def paired_interval(a: list[float], b: list[float], *, level: float = LEVEL, bound="") -> Interval:
     """Interval for mean(a_s − b_s) over the seeds both have (a, b in seed order).
 
     A difference of +inf (the variant diverged, the reference did not) is a lower bound of
@@ -130,13 +127,13 @@ def paired_interval(
     """
     d = np.asarray(a[: len(b)], float) - np.asarray(b[: len(a)], float)
     if len(d) and np.isposinf(d).all():
-        return Interval(math.inf, math.inf, math.inf, len(d), level, margin, bound)
+        return Interval(math.inf, math.inf, math.inf, len(d), level, bound)
     if not np.isfinite(d).all() or len(d) < 2:
         mean = float(d.mean()) if len(d) and np.isfinite(d).all() else math.nan
-        return Interval(mean, math.nan, math.nan, len(d), level, margin, bound)
+        return Interval(mean, math.nan, math.nan, len(d), level, bound)
     mean = float(d.mean())
     half = t_quantile(level, len(d) - 1) * float(d.std(ddof=1)) / math.sqrt(len(d))
-    return Interval(mean, mean - half, mean + half, len(d), level, margin, bound)
+    return Interval(mean, mean - half, mean + half, len(d), level, bound)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +204,8 @@ class Claim:
     reference: str = "baseline"
     partner: tuple[str, str] = ("", "")
     """needs_warmup: the (no-warmup, warmup) pair that should NOT need it (pre-norm)."""
+    extras: tuple[str, ...] = ()
+    """Measures reported besides the rule's (keys of EXTRAS)."""
 
 
 CLAIMS = (
@@ -218,9 +217,14 @@ CLAIMS = (
         "deep",
     ),
     Claim("without the 1/sqrt(d) scaling training becomes unstable", "no_attn_scale", "unstable"),
-    Claim("no positional encoding gives a higher loss (and word salad)", "no_pos", "higher_loss"),
+    Claim(
+        "no positional encoding gives a higher loss (and word salad)",
+        "no_pos",
+        "higher_loss",
+        extras=("word_order",),
+    ),
     Claim("learned positions converge faster than sinusoidal", "sinusoidal", "slower"),
-    Claim("ReLU trains slower than GELU", "relu", "slower"),
+    Claim("ReLU trains slower than GELU", "relu", "slower", extras=("roughness", "unigram_share")),
     Claim("sigmoid barely learns", "sigmoid", "barely_learns"),
     Claim("pre-norm beats post-norm", "post_norm", "higher_loss"),
     Claim("pre-norm beats post-norm in a deep model", "deep_post_norm", "higher_loss", "deep"),
@@ -327,12 +331,6 @@ def rule_higher_loss(claim: Claim, ev: Evidence) -> Verdict:
         f"val loss {mean_sd(mine.losses)} (lr {lr_text(mine.best_lr)}) vs "
         f"{mean_sd(ref.losses)} (lr {lr_text(ref.best_lr)}); difference {iv}"
     )
-    if claim.variant in ev.order and claim.reference in ev.order:
-        order = paired_interval(ev.order[claim.reference], ev.order[claim.variant])
-        text += (
-            f"; word-order sensitivity (shuffled − ordered val loss) {mean_sd(ev.order[claim.variant])}"
-            f" vs {mean_sd(ev.order[claim.reference])}, reference − variant {order}"
-        )
     return Verdict(
         claim,
         iv.verdict(),
@@ -358,11 +356,8 @@ def rule_slower(claim: Claim, ev: Evidence) -> Verdict:
     target = float(np.mean(ref.losses)) * (1 + TARGET_SLACK)
     a = [r.steps_to(target, ev.steps) for r in mine.runs]
     b = [r.steps_to(target, ev.steps) for r in ref.runs]
-    bound = "lower" if any(x.censored for x in a) else ""
-    if any(x.censored for x in b):
-        bound = "" if bound else "upper"
-        if any(x.censored for x in a):  # both censored somewhere: no direction is known
-            bound = "both"
+    censored = (any(x.censored for x in a), any(x.censored for x in b))
+    bound = {(True, False): "lower", (False, True): "upper", (True, True): "both"}.get(censored, "")
     iv = paired_interval([x.value for x in a], [x.value for x in b], bound=bound, level=ev.level)
     ratio = np.mean([x.value for x in a]) / np.mean([x.value for x in b])
     ratio_text = f"{'> ' if bound == 'lower' else '< ' if bound == 'upper' else ''}{ratio:.2f}×"
@@ -372,13 +367,6 @@ def rule_slower(claim: Claim, ev: Evidence) -> Verdict:
         f"steps to val loss {target:.3f}: {steps_text(a)} vs {steps_text(b)}; ratio {ratio_text}; "
         f"difference {iv}"
     )
-    if claim.variant == "relu":
-        text += (
-            f"; loss-curve roughness after warmup (sd of step-to-step changes) "
-            f"{mean_sd([r.roughness(ev.warmup_steps) for r in mine.runs])} vs "
-            f"{mean_sd([r.roughness(ev.warmup_steps) for r in ref.runs])}; "
-            + share_text(mine, ref, ev)
-        )
     return Verdict(
         claim,
         iv.verdict(),
@@ -527,6 +515,38 @@ def rule_unstable_roles(claim: Claim, ev: Evidence) -> Verdict:
     )
 
 
+# --- measures a claim reports besides its rule's ----------------------------------------------
+
+
+def roughness_text(claim: Claim, ev: Evidence) -> str:
+    mine, ref = ev.arms[claim.variant], ev.arms[claim.reference]
+    return (
+        "loss-curve roughness after warmup (sd of step-to-step changes, every step) "
+        f"{mean_sd([r.roughness(ev.warmup_steps) for r in mine.runs])} vs "
+        f"{mean_sd([r.roughness(ev.warmup_steps) for r in ref.runs])}"
+    )
+
+
+def unigram_share_text(claim: Claim, ev: Evidence) -> str:
+    return share_text(ev.arms[claim.variant], ev.arms[claim.reference], ev)
+
+
+def word_order_text(claim: Claim, ev: Evidence) -> str:
+    mine, ref = ev.order.get(claim.variant, []), ev.order.get(claim.reference, [])
+    iv = paired_interval(ref, mine, level=ev.level)
+    return (
+        f"word-order sensitivity (val loss on token-shuffled minus ordered text) {mean_sd(mine)}"
+        f" vs {mean_sd(ref)}, reference − variant {iv}"
+    )
+
+
+EXTRAS: dict[str, Callable[[Claim, Evidence], str]] = {
+    "roughness": roughness_text,
+    "unigram_share": unigram_share_text,
+    "word_order": word_order_text,
+}
+"""Measures a claim reports besides its rule's (Claim.extras): name -> text."""
+
 RULES: dict[str, Callable[[Claim, Evidence], Verdict]] = {
     "higher_loss": rule_higher_loss,
     "slower": rule_slower,
@@ -548,12 +568,10 @@ def change_text(iv: Interval) -> str:
         if not math.isfinite(iv.lo):
             return "a finite value on every seed (a run diverged, or a share is undefined)"
         width = iv.hi - iv.lo
-        return (
-            f"more seeds or a larger effect: the interval ({width:.3g} wide) contains {iv.margin:g}"
-        )
+        return f"more seeds or a larger effect: the interval ({width:.3g} wide) contains 0"
     if verdict == "holds":
-        return f"seeds that bring the interval's lower end ({iv.lo:+.3g}) down to {iv.margin:g}"
-    return f"seeds that bring the interval's upper end ({iv.hi:+.3g}) up to {iv.margin:g}"
+        return f"seeds that bring the interval's lower end ({iv.lo:+.3g}) down to 0"
+    return f"seeds that bring the interval's upper end ({iv.hi:+.3g}) up to 0"
 
 
 def needed(claim: Claim) -> list[str]:
@@ -565,4 +583,6 @@ def assess(claim: Claim, ev: Evidence) -> Verdict:
     """Apply the claim's rule, or 'not run' when one of its variants has no runs."""
     if any(not ev.arms.get(n) or not ev.arms[n].runs for n in needed(claim)):
         return Verdict(claim, "not run", "", "not run")
-    return RULES[claim.kind](claim, ev)
+    verdict = RULES[claim.kind](claim, ev)
+    verdict.evidence = "; ".join([verdict.evidence, *(EXTRAS[e](claim, ev) for e in claim.extras)])
+    return verdict
