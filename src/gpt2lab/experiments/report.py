@@ -43,7 +43,14 @@ EXTRAPOLATION_FACTORS = (1, 2, 4)
 """Evaluation lengths as multiples of the training context."""
 MEASURE_BATCHES = 4
 """Val batches (4 sequences each) for word order and attention statistics."""
-STABILITY_VARIANTS = ("baseline", "no_layernorm", "no_attn_scale", "post_norm")
+STABILITY_VARIANTS = (
+    "baseline",
+    "no_layernorm",
+    "no_attn_scale",
+    "post_norm",
+    "deep",
+    "deep_no_layernorm",
+)
 """Drawn step by step at the top of the lr grid (gradient norm, attention logit)."""
 WARMUP_VARIANTS = ("baseline", "baseline_no_warmup", "post_norm", "post_norm_no_warmup")
 DEEP_WARMUP = ("deep", "deep_post_norm", "deep_post_norm_no_warmup")
@@ -353,6 +360,7 @@ def band(curves: list[tuple[list[float], list[float]]], smooth: int = 1):
 
 
 def sweep_lines(arms: dict[str, Arm], names) -> dict[str, tuple[list[float], list[float]]]:
+    """{variant: (lrs, seed 0's final val loss at each)} for the named arms that have a sweep."""
     return {
         n: (sorted(arms[n].sweep), [arms[n].sweep[lr].final_val for lr in sorted(arms[n].sweep)])
         for n in names
@@ -360,67 +368,92 @@ def sweep_lines(arms: dict[str, Arm], names) -> dict[str, tuple[list[float], lis
     }
 
 
-def draw_figures(report: Report, ev: Evidence, out: Path) -> dict[str, str]:
-    """lr.png, warmup.png, stability.png, loss.png, attention.png, extrapolation.png."""
-    from gpt2lab.plots.ablation import band_panels, histograms, sweep_panels
-    from gpt2lab.plots.training import curve
+def groups(arms: dict[str, Arm]) -> dict[str, list[str]]:
+    """The variants compared with the baseline, and the deep ones (with `deep` itself)."""
+    deep = [n for n, a in arms.items() if n == "deep" or a.reference == "deep"]
+    return {"main": [n for n in arms if n not in deep], "deep": deep}
 
-    arms, s = ev.arms, report.scale
-    unigram = (s.unigram_loss, "unigram loss")
-    main = [a.name for a in arms.values() if a.reference in ("baseline", "") and a.name != "deep"]
-    deep = [a.name for a in arms.values() if a.name == "deep" or a.reference == "deep"]
-    panels = {"seed 0, each variant's lr sweep": sweep_lines(arms, main)}
-    if deep:
-        panels["deep variants"] = sweep_lines(arms, deep)
+
+def sweep_figures(arms: dict[str, Arm], s: Scale) -> dict[str, Any]:
+    """lr: final loss vs lr per variant; warmup: the same for pre/post-norm ± warmup."""
+    from gpt2lab.plots.ablation import sweep_panels
+
+    by_group = groups(arms)
+    panels = {"seed 0, each variant's lr sweep": sweep_lines(arms, by_group["main"])}
+    if by_group["deep"]:
+        panels["deep variants"] = sweep_lines(arms, by_group["deep"])
     finite = [y for lines in panels.values() for _, ys in lines.values() for y in ys]
     finite = [y for y in finite if math.isfinite(y)]
     # from just below the best loss to ln V + 1: one huge loss would flatten the rest
     ylim = (min(finite, default=0.0) - 0.2, math.log(s.vocab_size) + 1.0)
-    figures = {"lr": sweep_panels(panels, hline=unigram, ylim=ylim)}
+    unigram = (s.unigram_loss, "unigram loss")
     warm = {"pre- vs post-norm, with and without warmup": sweep_lines(arms, WARMUP_VARIANTS)}
     if any(n in arms for n in DEEP_WARMUP):
         warm["deep"] = sweep_lines(arms, DEEP_WARMUP)
-    figures["warmup"] = sweep_panels(warm, hline=unigram, ylim=ylim)
+    return {
+        "lr": sweep_panels(panels, hline=unigram, ylim=ylim),
+        "warmup": sweep_panels(warm, hline=unigram, ylim=ylim),
+    }
 
-    top = max(s.lrs)
-    chosen = [n for n in (*STABILITY_VARIANTS, "deep", "deep_no_layernorm") if n in arms]
-    at_top = {n: arms[n].sweep[top] for n in chosen if top in arms[n].sweep}
 
-    def single(xs, ys):
-        return xs, ys, ys, ys
+def stability_figure(arms: dict[str, Arm], top: float):
+    """Every step's gradient norm and largest attention logit at the top lr, seed 0."""
+    from gpt2lab.plots.ablation import band_panels
 
-    figures["stability"] = band_panels(
+    runs = {n: arms[n].sweep[top] for n in STABILITY_VARIANTS if n in arms and top in arms[n].sweep}
+    return band_panels(
         {
             f"pre-clip gradient norm, every step (lr {top:g}, seed 0)": {
-                n: single(*r.step_values("grad_norm")) for n, r in at_top.items()
+                n: single_band(*r.step_values("grad_norm")) for n, r in runs.items()
             },
             "largest attention logit over layers, every step": {
-                n: single(*r.logit_curve()) for n, r in at_top.items()
+                n: single_band(*r.logit_curve()) for n, r in runs.items()
             },
         },
         xlabel="step",
         ylabel="value",
         logy=True,
     )
-    finished = {n: a.runs for n, a in arms.items() if a.runs}
-    figures["loss"] = band_panels(
+
+
+def single_band(xs: list, ys: list):
+    """One seed's curve as a band of zero width."""
+    return xs, ys, ys, ys
+
+
+def loss_figure(arms: dict[str, Arm], s: Scale):
+    """Val loss curves at each variant's best lr (mean, band = lowest to highest seed)."""
+    from gpt2lab.plots.ablation import band_panels
+    from gpt2lab.plots.training import curve
+
+    def lines(names):
+        return {
+            n: band([curve(r.records, "eval", "val_loss") for r in arms[n].runs])
+            for n in names
+            if arms[n].runs
+        }
+
+    by_group = groups(arms)
+    return band_panels(
         {
-            "val loss at each variant's best lr": {
-                n: band([curve(r.records, "eval", "val_loss") for r in rs])
-                for n, rs in finished.items()
-                if arms[n].reference in ("baseline", "")
-            },
-            "deep variants": {
-                n: band([curve(r.records, "eval", "val_loss") for r in rs])
-                for n, rs in finished.items()
-                if n == "deep" or arms[n].reference == "deep"
-            },
+            "val loss at each variant's best lr": lines(by_group["main"]),
+            "deep variants": lines(by_group["deep"]),
         },
         xlabel="step",
         ylabel="cross-entropy (nats/token)",
         ylim=(None, math.log(s.vocab_size) + 0.5),
         width=6.5,
     )
+
+
+def draw_figures(report: Report, ev: Evidence, out: Path) -> dict[str, str]:
+    """lr.png, warmup.png, stability.png, loss.png, attention.png, extrapolation.png."""
+    from gpt2lab.plots.ablation import band_panels, histograms
+
+    s = report.scale
+    figures = sweep_figures(ev.arms, s)
+    figures["stability"] = stability_figure(ev.arms, max(s.lrs))
+    figures["loss"] = loss_figure(ev.arms, s)
     if ev.attention:
         figures["attention"] = histograms(
             {
