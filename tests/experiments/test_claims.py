@@ -105,12 +105,13 @@ def test_needs_warmup_is_a_difference_of_differences():
         arm("baseline", [3.00, 3.10, 3.05]), arm("baseline_no_warmup", [3.02, 3.11, 3.08]),
         arm("post_norm", [3.20, 3.30, 3.25]), arm("post_norm_no_warmup", [3.60, 3.75, 3.70]),
     ]  # fmt: skip
-    v = assess(CLAIM["post_norm_no_warmup"], evidence(*arms))
+    claim = next(c for c in CLAIMS if c.kind == "needs_warmup")
+    v = assess(claim, evidence(*arms))
     assert v.verdict == "holds"
     assert v.values["post"] == pytest.approx([0.40, 0.45, 0.45])
     assert v.values["pre"] == pytest.approx([0.02, 0.01, 0.03])
     arms[3] = arm("post_norm_no_warmup", [3.21, 3.31, 3.27])  # no cost beyond pre-norm's
-    assert assess(CLAIM["post_norm_no_warmup"], evidence(*arms)).verdict == "inconclusive"
+    assert assess(claim, evidence(*arms)).verdict == "inconclusive"
 
 
 def stats(roles):

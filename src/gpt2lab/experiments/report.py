@@ -112,6 +112,8 @@ class ClaimRecord:
     claim: str
     variant: str
     reference: str
+    compared: str
+    """'`a` vs `b`' (and the partner pair of a difference of differences)."""
     kind: str
     measure: str
     evidence: str
@@ -225,6 +227,14 @@ FIGURES_OF_KIND = {
 }
 
 
+def compared_text(claim) -> str:
+    """'`post_norm` vs `baseline`', plus ', minus `x` vs `y`' for a partner pair."""
+    text = f"`{claim.variant}` vs `{claim.reference}`"
+    if claim.partner[0]:
+        text += f", minus `{claim.partner[0]}` vs `{claim.partner[1]}`"
+    return text
+
+
 def claim_record(v: Verdict, strict: Verdict) -> ClaimRecord:
     figures = FIGURES_OF_KIND.get(v.claim.kind, [])
     if v.claim.variant in ("no_pos", "sinusoidal"):
@@ -233,6 +243,7 @@ def claim_record(v: Verdict, strict: Verdict) -> ClaimRecord:
         claim=v.claim.text,
         variant=v.claim.variant,
         reference=v.claim.reference,
+        compared=compared_text(v.claim),
         kind=v.claim.kind,
         measure=v.measure,
         evidence=v.evidence,
@@ -434,11 +445,11 @@ def loss_figure(arms: dict[str, Arm], s: Scale):
         }
 
     by_group = groups(arms)
+    panels = {"val loss at each variant's best lr": lines(by_group["main"])}
+    if by_group["deep"]:
+        panels["deep variants"] = lines(by_group["deep"])
     return band_panels(
-        {
-            "val loss at each variant's best lr": lines(by_group["main"]),
-            "deep variants": lines(by_group["deep"]),
-        },
+        panels,
         xlabel="step",
         ylabel="cross-entropy (nats/token)",
         ylim=(None, math.log(s.vocab_size) + 0.5),
@@ -561,7 +572,7 @@ def render_markdown(report: Report) -> str:
     ]
     for c in report.claims:
         lines.append(
-            f"| {cell(c.claim)} | `{c.variant}` vs `{c.reference}` | {cell(c.measure)} | "
+            f"| {cell(c.claim)} | {c.compared} | {cell(c.measure)} | "
             f"{cell(c.interval) or '—'} | **{c.verdict}** |"
         )
     changed = [c for c in report.claims if c.verdict != c.verdict_bonferroni]
@@ -594,7 +605,7 @@ def render_markdown(report: Report) -> str:
         lines += [
             f"### {c.claim}",
             "",
-            f"`{c.variant}` against `{c.reference}`. Measured: {c.measure}. {c.evidence}.",
+            f"{c.compared}. Measured: {c.measure}. {c.evidence}.",
             "",
             f"**Verdict: {c.verdict}**"
             + (f" ({c.interval})" if c.interval else "")

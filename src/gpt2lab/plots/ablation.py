@@ -112,10 +112,11 @@ def sweep_panels(
             if (~ok).any():
                 ax.plot(x[~ok], np.full((~ok).sum(), top), ls="none", marker="x", ms=9,
                         mew=2, color=colors[name])  # fmt: skip
+        ax.set_xscale("log")
         if hline is not None:
             ax.axhline(hline[0], color="0.4", ls=":", lw=1)
-            ax.text(ax.get_xlim()[0], hline[0], f" {hline[1]}", va="bottom", fontsize=8)
-        ax.set_xscale("log")
+            ax.text(0.01, hline[0], hline[1], transform=ax.get_yaxis_transform(), va="bottom",
+                    fontsize=8)  # fmt: skip
         ax.set(title=title, xlabel="peak learning rate", ylabel=ylabel)
         ax.set_ylim(ylim[0], top * 1.02 if top > 0 else top)
         ax.grid(alpha=0.3)
