@@ -199,21 +199,23 @@ def arm_row(arm: Arm, planned: int) -> ArmRow:
 
 
 def weight_measures(ev: Evidence, data: str, block: int) -> None:
-    """Word-order sensitivity (no positions vs baseline) and attention statistics (no
-    softmax vs baseline), per seed at the best lr, from the final weights, into `ev`."""
+    """From the final weights, per seed at the best lr, into `ev`: word-order sensitivity
+    for the claims that report it (no positions and its reference) and attention statistics
+    for the head-role claims (no softmax and its reference)."""
+    order = {n for c in CLAIMS if "word_order" in c.extras for n in (c.variant, c.reference)}
+    roles = {n for c in CLAIMS if c.kind == "unstable_roles" for n in (c.variant, c.reference)}
     batches = val_batches(data, block, MEASURE_BATCHES)
-    for name in ("baseline", "no_pos", "no_softmax"):
-        arm = ev.arms.get(name)
-        if arm is None:
+    for name, arm in ev.arms.items():
+        if name not in order | roles:
             continue
         for run in arm.runs:
             if run.diverged:
                 continue
             model = final_model(run)
             ev.n_layer[name] = model.config.n_layer
-            if name != "no_softmax":
+            if name in order:
                 ev.order.setdefault(name, []).append(order_sensitivity(model, batches))
-            if name != "no_pos":
+            if name in roles:
                 ev.attention.setdefault(name, []).append(attention_stats(model, batches))
 
 
