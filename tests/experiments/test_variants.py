@@ -117,6 +117,8 @@ def test_yaml_suite_names_text_and_mappings(tmp_path):
     assert variants[2].overrides == {"n_inner": 128}
     assert variants[3].overrides == {"n_head": 2} and variants[3].description == "two heads"
     assert defaults == {"preset": "tiny", "seeds": 2}
+    path.write_text("variants:\n  - deep_post_norm\n")  # its reference comes along
+    assert [v.name for v in suite_variants(str(path))[0]] == ["baseline", "deep_post_norm", "deep"]
 
 
 @pytest.mark.parametrize(

@@ -250,7 +250,8 @@ def load_suite(path: str | Path) -> tuple[list[Variant], dict[str, Any]]:
 
 
 def suite_variants(suite: str, extra: list[str] = ()) -> tuple[list[Variant], dict[str, Any]]:
-    """The variants of a named suite or YAML file, plus `--variant` ones; baseline first.
+    """The variants of a named suite or YAML file, plus `--variant` ones, plus the reference
+    of each (`deep` for the deep variants); baseline first.
 
     Returns (variants, option defaults from the YAML file). Names must be unique.
     """
@@ -263,6 +264,8 @@ def suite_variants(suite: str, extra: list[str] = ()) -> tuple[list[Variant], di
     variants += [parse_variant(text) for text in extra]
     if BASELINE not in {v.name for v in variants}:
         variants.insert(0, VARIANTS[BASELINE])
+    missing = {v.reference for v in variants} - {v.name for v in variants} - {""}
+    variants += [VARIANTS[name] for name in sorted(missing) if name in VARIANTS]
     variants.sort(key=lambda v: v.name != BASELINE)  # stable: baseline first
     seen: set[str] = set()
     for v in variants:
