@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpt2lab.experiments.runner import BUDGETS, Suite, ensure_data, execute
+from gpt2lab.experiments.runner import BUDGETS, RunKey, Suite, ensure_data, execute
 from gpt2lab.experiments.variants import VARIANTS
 
 
@@ -26,7 +26,8 @@ def wall_time(jobs: int, threads: int, steps: int, root: Path) -> float:
         jobs=jobs,
         threads=threads,
     )
-    configs = [suite.train_config(v, s) for s in range(2) for v in suite.variants]
+    lr = suite.budget.lrs[0]
+    configs = [suite.train_config(RunKey(v.name, lr, s)) for s in range(2) for v in suite.variants]
     if jobs == 1:  # one process using `threads` threads
         configs = [c.replace(threads=threads) for c in configs]
     started = time.perf_counter()

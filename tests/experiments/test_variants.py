@@ -22,13 +22,19 @@ def test_seed_suite_covers_the_issue_variants_and_each_builds_for_every_preset()
     names = set(SUITES["seed"])
     assert names == {
         "baseline", "no_attn_scale", "no_softmax", "no_layernorm", "post_norm", "no_pos",
-        "sinusoidal", "relu", "sigmoid", "fewer_heads", "torch_init",
+        "sinusoidal", "relu", "sigmoid", "fewer_heads", "no_residual_scaling",
+        "torch_default_init", "baseline_no_warmup", "post_norm_no_warmup", "deep",
+        "deep_no_layernorm", "deep_post_norm", "deep_post_norm_no_warmup",
+        "deep_no_residual_scaling",
     }  # fmt: skip
     for preset in ("tiny", "mini", "gpt2"):
         base = GPTConfig.preset(preset)
+        deep = base.replace(**VARIANTS["deep"].model_overrides(base))
+        assert (deep.n_layer, deep.n_embd) == (3 * base.n_layer, base.n_embd // 2)
         for name in names:
             config = base.replace(**VARIANTS[name].model_overrides(base))
-            assert config.n_embd == base.n_embd  # equal width for every variant
+            reference = deep if "deep" in (name, VARIANTS[name].reference) else base
+            assert config.n_embd == reference.n_embd  # equal width within each comparison
 
 
 def test_each_variant_changes_exactly_the_switch_it_names():
@@ -39,16 +45,25 @@ def test_each_variant_changes_exactly_the_switch_it_names():
         "no_layernorm": ("norm_placement", "none"),
         "post_norm": ("norm_placement", "post"),
         "no_pos": ("pos_encoding", "none"),
-        "sinusoidal": ("pos_encoding", "sinusoidal"),
+        "sinusoidal_unscaled": ("pos_encoding", "sinusoidal"),
         "relu": ("activation", "relu"),
         "sigmoid": ("activation", "sigmoid"),
-        "torch_init": ("init", "torch_default"),
+        "torch_default_init": ("init", "torch_default"),
+        "no_residual_scaling": ("init", "gpt2_unscaled"),
         "dropout": ("dropout", 0.1),
     }
     for name, (key, value) in expect.items():
         changed = base.replace(**VARIANTS[name].model_overrides(base))
         diff = {k for k, v in changed.to_dict().items() if v != base.to_dict()[k]}
         assert diff == {key} and getattr(changed, key) == value, name
+    # the warmup variants change the schedule only, the deep ones the shape and one switch
+    assert (
+        VARIANTS["baseline_no_warmup"].overrides == {} and not VARIANTS["baseline_no_warmup"].warmup
+    )
+    deep = base.replace(**VARIANTS["deep"].model_overrides(base))
+    changed = base.replace(**VARIANTS["deep_no_layernorm"].model_overrides(base))
+    diff = {k for k, v in changed.to_dict().items() if v != deep.to_dict()[k]}
+    assert diff == {"norm_placement"}
 
 
 @pytest.mark.parametrize(
@@ -102,6 +117,8 @@ def test_yaml_suite_names_text_and_mappings(tmp_path):
     assert variants[2].overrides == {"n_inner": 128}
     assert variants[3].overrides == {"n_head": 2} and variants[3].description == "two heads"
     assert defaults == {"preset": "tiny", "seeds": 2}
+    path.write_text("variants:\n  - deep_post_norm\n")  # its reference comes along
+    assert [v.name for v in suite_variants(str(path))[0]] == ["baseline", "deep_post_norm", "deep"]
 
 
 @pytest.mark.parametrize(
@@ -134,6 +151,9 @@ def test_bad_yaml_suites(tmp_path, body, message):
         ["--preset", "gpt2-xl"],
         ["--seeds", "0"],
         ["--steps", "0"],
+        ["--lrs", "abc"],
+        ["--lrs", "0,1e-3"],
+        ["--lrs", "nan"],
     ],
 )
 def test_cli_bad_inputs_exit_2_with_one_line(argv, tmp_path, capsys):
@@ -157,6 +177,8 @@ def test_only_keeps_the_baseline_and_the_variants_added_on_the_command_line():
     chosen = select_variants(variants, ["sinusoidal", " relu"], added)
     assert [v.name for v in chosen] == ["baseline", "sinusoidal", "relu", "post_norm_untied"]
     assert [v.name for v in select_variants(variants, ["relu"])] == ["baseline", "relu"]
+    deep = select_variants(variants, ["deep_post_norm"])  # with its reference
+    assert [v.name for v in deep] == ["baseline", "deep", "deep_post_norm"]
     with pytest.raises(GPT2LabError, match="--only names variant 'nosuch'"):
         select_variants(variants, ["nosuch"], added)
 
@@ -177,25 +199,26 @@ def test_no_residual_scaling_differs_from_the_baseline_only_in_the_projections_s
         assert theirs[name].std().item() == pytest.approx(0.02, rel=0.05)
 
 
-def test_the_scaled_sinusoidal_table_has_the_token_embeddings_rms(tiny_gpt):
+def test_the_sinusoidal_table_has_the_token_embeddings_rms(tiny_gpt):
 
-    overrides = VARIANTS["sinusoidal_scaled"].model_overrides(GPTConfig.preset("tiny"))
+    overrides = VARIANTS["sinusoidal"].model_overrides(GPTConfig.preset("tiny"))
     model = tiny_gpt("tiny", 0, vocab_size=512, **overrides)
     table = model.wpe(torch.arange(128)[None])[0]  # (T, C)
     rms = lambda t: t.pow(2).mean().sqrt().item()  # noqa: E731
     token_rms = rms(model.wte.weight)
     assert token_rms / 2 < rms(table) < token_rms * 2  # the issue's bound
     assert rms(table) == pytest.approx(0.02, rel=0.01)  # 0.02·√2 × the table's 1/√2
-    unscaled = tiny_gpt("tiny", 0, vocab_size=512, pos_encoding="sinusoidal")
+    overrides = VARIANTS["sinusoidal_unscaled"].model_overrides(GPTConfig.preset("tiny"))
+    unscaled = tiny_gpt("tiny", 0, vocab_size=512, **overrides)
     assert rms(unscaled.wpe(torch.arange(128)[None])[0]) > 30 * token_rms  # why it fails
-    assert "no_residual_scaling" not in SUITES["seed"]  # the committed report's suite as it was
+    assert "sinusoidal_unscaled" not in SUITES["seed"]
 
 
 def test_the_numpy_reference_scales_the_sinusoidal_table_like_the_model(tiny_gpt):
     from gpt2lab.pretrained import reference_params
     from gpt2lab.reference import numpy_gpt
 
-    overrides = VARIANTS["sinusoidal_scaled"].model_overrides(GPTConfig.preset("tiny"))
+    overrides = VARIANTS["sinusoidal"].model_overrides(GPTConfig.preset("tiny"))
     model = tiny_gpt("tiny", 0, vocab_size=512, **overrides).double()
     ours = model.wpe(torch.arange(16)[None])[0].numpy()  # (T, C)
     reference = numpy_gpt.positions(reference_params(model), 16, model.config)

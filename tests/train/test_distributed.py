@@ -1,6 +1,7 @@
 """torchrun on CPU (gloo): 2 processes × 1 micro-batch give the loss sequence of 1 process ×
 2 micro-batches on the same global batches — with DDP, and with FSDP."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def torchrun(cfg, cwd, extra=()) -> subprocess.CompletedProcess:
     "fsdp", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["ddp", "fsdp"]
 )
 def test_two_ranks_equal_one_rank_with_accumulation(tiny_config, tmp_path, fsdp):
-    steps = dict(max_steps=6, eval_interval=3, checkpoint_interval=3)
+    steps = dict(max_steps=6, eval_interval=3, checkpoint_interval=3, step_log=True)
     single = train(tiny_config(name="single", grad_accum=2, **steps))
     cfg = tiny_config(name="multi", grad_accum=1, fsdp=fsdp, **steps)
     proc = torchrun(cfg, tmp_path)
@@ -50,6 +51,15 @@ def test_two_ranks_equal_one_rank_with_accumulation(tiny_config, tmp_path, fsdp)
         assert abs(a[step] - b[step]) <= 1e-5, (step, a[step], b[step])
     assert (multi_dir / "checkpoints" / "step_000006" / "model.safetensors").is_file()
     assert proc.stdout.count("val loss:") == 1  # rank 0 alone reports
+    # --step-log: the max over the two ranks' batches is the max over the two micro-batches
+    one, two = (
+        [json.loads(line) for line in (d / "steps.jsonl").read_text().splitlines()]
+        for d in (single.run_dir, multi_dir)
+    )
+    assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, 7))
+    for x, y in zip(one, two):
+        assert x["attn_logit_max"] == pytest.approx(y["attn_logit_max"], rel=1e-5)
+        assert x["grad_norm"] == pytest.approx(y["grad_norm"], rel=1e-4)
 
 
 @pytest.mark.slow

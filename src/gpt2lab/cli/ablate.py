@@ -8,11 +8,13 @@ import os
 from gpt2lab.cli.flags import Formatter, add_dataclass_flags, flag_values
 
 ABLATE_HELP = """Break GPT-2 on purpose: train each variant of a suite (the baseline and named
-config overrides) on the same data, tokens, steps and lr schedule, over several seeds, then
-write DIR/report.md with loss curves, a claims table with verdicts from the seed spread,
-positional extrapolation and samples. The default (--suite seed --preset tiny --seeds 3) takes
-about 11 minutes on 2 idle CPU cores. Interrupted suites resume: finished runs are not rerun.
-A YAML suite file may set the suite options below as keys; flags win."""
+config overrides) on the same data, tokens, steps and lr schedule shape, over a learning-rate
+sweep (seed 0) and then over seeds at each variant's best lr, and write DIR/report.md: for each
+claim of the seed article a measure that matches its words, a picture, and a verdict with a
+paired 95% confidence interval. The default (--suite seed --preset tiny --seeds 3) takes about
+50 minutes on 2 CPU cores; --quick is the test-sized suite (under a minute). Interrupted
+suites resume: finished runs are not rerun. A YAML suite file may set the suite options below
+as keys; flags win."""
 
 
 def register(subparsers) -> None:
@@ -58,27 +60,19 @@ def default_jobs(device: str) -> int:
 
 
 def run_ablate(args: argparse.Namespace) -> int:
-    from gpt2lab.errors import GPT2LabError
     from gpt2lab.experiments.report import write_report
-    from gpt2lab.experiments.runner import BUDGETS, Suite, run_suite, suite_options
+    from gpt2lab.experiments.runner import Suite, run_suite, suite_budget, suite_options
     from gpt2lab.experiments.variants import select_variants, suite_variants
 
     variants, file_values = suite_variants(args.suite, args.variant)
     o = suite_options(file_values, flag_values(args), args.suite)
     if args.only:
         variants = select_variants(variants, args.only.split(","), args.variant or ())
-    if o.preset not in BUDGETS:
-        raise GPT2LabError(f"no default budget for preset {o.preset!r}: use {', '.join(BUDGETS)}")
-    budget = BUDGETS[o.preset]
-    if o.steps is not None:
-        budget = budget.with_steps(o.steps)
-    if o.data:
-        budget = budget.replace(data=o.data)
     suite = Suite(
         variants,
         preset=o.preset,
         seeds=o.seeds,
-        budget=budget,
+        budget=suite_budget(o),
         out=o.out,
         jobs=default_jobs(o.device) if o.jobs is None else o.jobs,
         threads=o.threads,

@@ -1,9 +1,11 @@
-"""The ablation lab: break GPT-2 on purpose, at equal budget over several seeds, and report.
+"""The ablation lab: break GPT-2 on purpose, at equal budget, each variant at its best
+learning rate over paired seeds, and report what each claim's own measure says.
 
     variants.py   the declarative table of variants, `--variant name:key=value,…`, YAML suites
-    runner.py     equal-budget runs over seeds: resumable, in parallel processes
-    verdicts.py   the runs read back, the verdict rule, the claims and their assessment
-    report.py     report.md: curves, the claims table, extrapolation, samples
+    runner.py     the lr sweep, then seeds at the best lr: resumable, in parallel processes
+    measures.py   what a run measured: from its files (every step) and its final weights
+    verdicts.py   the claims, one rule function per kind of claim, paired intervals
+    report.py     compute (typed records) → figures → report.md and report.json
 
 >>> from gpt2lab.experiments import Suite, run_suite, suite_variants, write_report
 >>> variants, _ = suite_variants("seed")
@@ -15,10 +17,12 @@ from gpt2lab.lazy import lazy_attributes
 
 _LAZY = {
     "CLAIMS": "gpt2lab.experiments.verdicts",
-    "judge": "gpt2lab.experiments.verdicts",
+    "RULES": "gpt2lab.experiments.verdicts",
+    "paired_interval": "gpt2lab.experiments.verdicts",
     "write_report": "gpt2lab.experiments.report",
     "BUDGETS": "gpt2lab.experiments.runner",
     "Budget": "gpt2lab.experiments.runner",
+    "RunKey": "gpt2lab.experiments.runner",
     "Suite": "gpt2lab.experiments.runner",
     "run_suite": "gpt2lab.experiments.runner",
     "VARIANTS": "gpt2lab.experiments.variants",

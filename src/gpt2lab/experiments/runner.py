@@ -1,14 +1,23 @@
-"""Run a suite: every variant × every seed, on one equal budget, resumable, in parallel.
+"""Run a suite: every variant over a learning-rate sweep, then over seeds at its best rate.
 
 Equal budget means every run of a suite shares the data, the tokenizer, the number of
-steps, the batch (so the tokens), and the learning-rate schedule; only the variant's
-GPTConfig overrides differ. A seed sets both the initial weights and the batch order, and
-the same seeds are used for every variant.
+steps, the batch (so the tokens), and the shape of the learning-rate schedule (warmup, then
+cosine to a tenth of the peak); only the variant's GPTConfig overrides (and, for the
+`*_no_warmup` variants, the warmup) differ. A seed sets both the initial weights and the
+batch order, and the same seeds are used for every variant: seed s of two variants saw the
+same batches (a paired comparison) and, where the shapes agree, the same initial weights.
+
+Two phases, so that every variant is compared at its own best learning rate:
+
+    1. sweep   seed 0 at every peak lr of the budget's grid (log-spaced)
+    2. seeds   seeds 1 … S−1 at the variant's best lr: the lowest final val loss of its
+               sweep (a diverged run counts as +inf; none finite: the smallest lr)
 
 Layout of a suite directory:
 
-    OUT/suite.json                 the plan: budget, seeds, variants (resolved overrides)
-    OUT/runs/<variant>-s<seed>/    an ordinary training run (config.yaml, metrics.jsonl, …)
+    OUT/suite.json                          the plan: budget, lr grid, seeds, variants
+    OUT/runs/<variant>-lr<lr>-s<seed>/      an ordinary training run (config.yaml,
+                                            metrics.jsonl, steps.jsonl: every step)
         result.json                written when the run finished (completed or diverged)
         error.txt                  written when it failed for another reason (rerun next time)
 
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import multiprocessing
 import shutil
 import time
@@ -49,17 +59,26 @@ class Budget:
 
     steps: int
     batch_size: int
-    lr: float
-    min_lr: float
+    lrs: tuple[float, ...]
+    """The peak learning rates of the sweep (log-spaced)."""
     warmup_steps: int
     eval_interval: int
     eval_iters: int
     log_interval: int
-    monitor_interval: int
     data: str
     """Prepared data dir; the stories defaults below are prepared on first use."""
     block_size: int | None = None
     """Tokens per sequence (None: the preset's block_size)."""
+    model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Shape overrides on the preset for every variant (the quick suite's small model)."""
+    min_lr_ratio: float = 0.1
+    """The cosine ends at this fraction of the peak lr (the same shape for every lr)."""
+    checkpoints: int = 3
+    """Checkpoints per run (where an interrupted run resumes from); the last at the end."""
+    sample_tokens: int = 60
+    """Tokens of the sample each run writes at its end (the report shows them)."""
+    extrapolation_tokens: int = 8192
+    """Val tokens the report scores at each context length (positional extrapolation)."""
 
     def replace(self, **changes: Any) -> Budget:
         return dataclasses.replace(self, **changes)
@@ -81,49 +100,73 @@ class Budget:
             warmup_steps=scaled(self.warmup_steps),
             eval_interval=scaled(self.eval_interval),
             log_interval=scaled(self.log_interval),
-            monitor_interval=scaled(self.monitor_interval),
         )
 
 
+def log_grid(low: float, high: float, n: int) -> tuple[float, ...]:
+    """n learning rates from low to high, evenly spaced in log, rounded to 2 digits.
+
+    >>> log_grid(1e-3, 3e-2, 4)
+    (0.001, 0.0031, 0.0097, 0.03)
+    """
+    return tuple(float(f"{low * (high / low) ** (i / (n - 1)):.2g}") for i in range(n))
+
+
 BUDGETS: dict[str, Budget] = {
-    # 11 variants × 3 seeds × 200 steps × 8 × 128 tokens ≈ 6.8M tokens: 10.7 min on 2 idle cores.
+    # tiny, 1 thread (measured, docs/ablation.md): a 200-step run takes 24 s alone and about
+    # 44 s next to a second one on a 2-core CPU; a deep one (12 × 64) 59 s. The seed suite,
+    # (14 tiny + 5 deep variants) × (4 lrs + 2 seeds), ≈ 46 min in 2 processes. Warmup is half the run: with 50 steps post-norm stays at the
+    # unigram loss at lr 2e-3, with 100 it trains (and the baseline loses nothing).
     "tiny": Budget(
         steps=200,
         batch_size=8,
-        lr=2e-3,
-        min_lr=2e-4,
-        warmup_steps=20,
+        lrs=log_grid(1e-3, 3e-2, 4),
+        warmup_steps=100,
         eval_interval=20,
         eval_iters=6,
         log_interval=5,
-        monitor_interval=10,
         data="data/stories-1024",
     ),
     "mini": Budget(
         steps=2000,
         batch_size=16,
-        lr=1e-3,
-        min_lr=1e-4,
-        warmup_steps=100,
+        lrs=log_grid(3e-4, 1e-2, 4),
+        warmup_steps=200,
         eval_interval=100,
         eval_iters=20,
         log_interval=10,
-        monitor_interval=50,
         data="data/stories-4096",
     ),
     "gpt2": Budget(
         steps=5000,
         batch_size=32,
-        lr=6e-4,
-        min_lr=6e-5,
-        warmup_steps=200,
+        lrs=log_grid(2e-4, 6e-3, 4),
+        warmup_steps=500,
         eval_interval=250,
         eval_iters=40,
         log_interval=10,
-        monitor_interval=100,
         data="data/stories-4096",
     ),
 }
+"""Per preset. The tiny lr grid reaches 3e-2 so that instability can show."""
+
+QUICK = Budget(
+    steps=4,
+    batch_size=2,
+    lrs=(1e-3, 3e-2),
+    warmup_steps=1,
+    eval_interval=4,
+    eval_iters=1,
+    log_interval=1,
+    data="data/stories-1024",
+    block_size=32,
+    model={"n_layer": 2, "n_embd": 32},
+    checkpoints=1,
+    sample_tokens=8,
+    extrapolation_tokens=512,
+)
+"""`--quick`, the test suite's: every claim, a 2-layer 32-wide model, 4 steps, 2 lrs (about
+0.5 s per run on one core; the seed suite with 2 seeds is 57 runs)."""
 
 STORIES_DATA: dict[str, tuple[int, int]] = {
     "data/stories-1024": (1024, 2_000_000),  # (BPE vocabulary, tokens): tiny CPU suites
@@ -142,8 +185,13 @@ class SuiteOptions:
     """seeds per variant"""
     steps: int | None = None
     """steps per run (default: the preset's budget)"""
+    lrs: str | None = None
+    """peak learning rates of the sweep, comma-separated, e.g. 1e-3,3e-3 (default: the
+    preset's grid)"""
+    quick: bool = False
+    """the test-sized budget: a 2-layer, 32-wide model, 4 steps, 2 learning rates"""
     out: str | None = None
-    """suite directory (default: out/ablation/SUITE-PRESET)"""
+    """suite directory (default: out/ablation/SUITE-PRESET, or SUITE-quick)"""
     jobs: int | None = None
     """runs in parallel processes (default: CPU min(cores, 8); GPU 1)"""
     threads: int = 1
@@ -165,13 +213,65 @@ def suite_options(
     options = SuiteOptions(**typed_values(types, file_values, "suite option"))
     options = dataclasses.replace(options, **typed_values(types, flag_values, "option"))
     if options.out is None:
-        options.out = f"out/ablation/{Path(suite).stem}-{options.preset}"
+        scale = "quick" if options.quick else options.preset
+        options.out = f"out/ablation/{Path(suite).stem}-{scale}"
     return options
+
+
+def parse_lrs(text: str) -> tuple[float, ...]:
+    """'1e-3, 3e-3' -> (0.001, 0.003): positive finite numbers, at least one, no repeats.
+
+    >>> parse_lrs("3e-3,1e-3")
+    (0.001, 0.003)
+    """
+    try:
+        values = sorted({float(item) for item in text.split(",") if item.strip()})
+    except ValueError:
+        raise GPT2LabError(f"lrs must be numbers separated by commas, got {text!r}") from None
+    if not values or not all(0 < v < math.inf for v in values):
+        raise GPT2LabError(f"lrs must be positive finite numbers, got {text!r}")
+    return tuple(values)
+
+
+def suite_budget(options: SuiteOptions) -> Budget:
+    """The budget the options ask for: the preset's (or QUICK), then --steps, --lrs and
+    --data."""
+    if options.quick and options.preset != "tiny":
+        raise GPT2LabError(f"--quick shrinks the tiny preset; drop --preset {options.preset}")
+    if options.quick:
+        budget = QUICK
+    elif options.preset in BUDGETS:
+        budget = BUDGETS[options.preset]
+    else:
+        raise GPT2LabError(
+            f"no default budget for preset {options.preset!r}: use {', '.join(BUDGETS)}"
+        )
+    if options.steps is not None:
+        budget = budget.with_steps(options.steps)
+    if options.lrs is not None:
+        budget = budget.replace(lrs=parse_lrs(options.lrs))
+    if options.data:
+        budget = budget.replace(data=options.data)
+    return budget
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """One run of a suite: a variant at a peak learning rate and a seed."""
+
+    variant: str
+    lr: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        """'baseline-lr0.003-s1': the run's directory under OUT/runs."""
+        return run_name(self.variant, self.lr, self.seed)
 
 
 @dataclass
 class Suite:
-    """A planned suite: variants × seeds on one budget, written under `out`."""
+    """A planned suite: variants × (lr sweep on seed 0, then seeds at the best lr)."""
 
     variants: list[Variant]
     preset: str = "tiny"
@@ -196,8 +296,11 @@ class Suite:
                 raise GPT2LabError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.budget.steps < 1:
             raise GPT2LabError(f"steps must be >= 1, got {self.budget.steps}")
-        base = GPTConfig.preset(self.preset)
-        self.resolved = {v.name: v.model_overrides(base) for v in self.variants}
+        base = GPTConfig.preset(self.preset, **self.budget.model)
+        self.resolved = {
+            v.name: {**self.budget.model, **v.model_overrides(base)} for v in self.variants
+        }
+        self.by_name = {v.name: v for v in self.variants}
 
     # --- paths -------------------------------------------------------------------------------
 
@@ -205,35 +308,59 @@ class Suite:
     def root(self) -> Path:
         return Path(self.out)
 
-    def run_dir(self, variant: str, seed: int) -> Path:
-        return self.root / "runs" / run_name(variant, seed)
+    def run_dir(self, key: RunKey) -> Path:
+        return self.root / "runs" / key.name
+
+    # --- which runs --------------------------------------------------------------------------
+
+    def sweep(self) -> list[RunKey]:
+        """Phase 1: seed 0 of every variant at every lr of the grid."""
+        return [RunKey(v.name, lr, 0) for v in self.variants for lr in self.budget.lrs]
+
+    def best_lr(self, variant: str) -> float | None:
+        """The lr of the lowest final val loss in the variant's finished sweep (ties: the
+        smaller lr; every run diverged: the smallest lr); None while a sweep run is missing."""
+        results = [read_result(self.run_dir(RunKey(variant, lr, 0))) for lr in self.budget.lrs]
+        return None if None in results else best_of(self.budget.lrs, results)
+
+    def seed_runs(self) -> list[RunKey]:
+        """Phase 2: seeds 1 … S−1 of every variant whose sweep is done, at its best lr."""
+        keys = []
+        for seed in range(1, self.seeds):
+            for v in self.variants:
+                lr = self.best_lr(v.name)
+                if lr is not None:
+                    keys.append(RunKey(v.name, lr, seed))
+        return keys
 
     # --- what each run is --------------------------------------------------------------------
 
-    def train_config(self, variant: Variant, seed: int) -> TrainConfig:
-        """The run's TrainConfig: the shared budget plus this variant's model overrides."""
-        b = self.budget
+    def train_config(self, key: RunKey) -> TrainConfig:
+        """The run's TrainConfig: the shared budget at this lr, plus the variant's changes."""
+        b, variant = self.budget, self.by_name[key.variant]
         return TrainConfig(
             data=b.data,
             preset=self.preset,
             model=self.resolved[variant.name],
             out_dir=str(self.root / "runs"),
-            name=run_name(variant.name, seed),
+            name=key.name,
             batch_size=b.batch_size,
             block_size=b.block_size,
             max_steps=b.steps,
-            lr=b.lr,
-            min_lr=b.min_lr,
-            warmup_steps=b.warmup_steps,
+            lr=key.lr,
+            min_lr=key.lr * b.min_lr_ratio,
+            warmup_steps=b.warmup_steps if variant.warmup else 0,
             eval_interval=b.eval_interval,
             eval_iters=b.eval_iters,
             log_interval=b.log_interval,
-            monitor_interval=b.monitor_interval,
+            monitor_interval=0,  # steps.jsonl has what the report reads, every step
+            step_log=True,
+            tensorboard=False,
             sample_interval=0,
-            sample_tokens=60,
-            checkpoint_interval=max(b.steps // 3, 1),
+            sample_tokens=b.sample_tokens,
+            checkpoint_interval=max(b.steps // b.checkpoints, 1),
             keep_last=1,
-            seed=seed,
+            seed=key.seed,
             threads=self.threads if self.jobs > 1 else 0,
             device=self.device,
             progress=False,
@@ -250,14 +377,35 @@ class Suite:
                     "name": v.name,
                     "description": v.description,
                     "overrides": self.resolved[v.name],
+                    "warmup": v.warmup,
+                    "reference": v.reference,
                 }
                 for v in self.variants
             ],
         }
 
 
-def run_name(variant: str, seed: int) -> str:
-    return f"{variant}-s{seed}"
+def run_name(variant: str, lr: float, seed: int) -> str:
+    return f"{variant}-lr{lr:g}-s{seed}"
+
+
+def best_of(lrs: tuple[float, ...], results: list[dict[str, Any]]) -> float:
+    """The lr whose result has the lowest final val loss (ties: the first, the smaller lr;
+    all diverged: the smallest lr).
+
+    >>> best_of((1e-3, 3e-3), [{"stopped": "completed", "val_loss": 4.0},
+    ...                        {"stopped": "nonfinite", "val_loss": None}])
+    0.001
+    """
+    losses = [final_loss(r) for r in results]
+    return lrs[losses.index(min(losses))]
+
+
+def final_loss(result: dict[str, Any]) -> float:
+    """A finished run's last val loss; +inf when it diverged (or never evaluated)."""
+    if result["stopped"] != "completed" or result.get("val_loss") is None:
+        return math.inf
+    return float(result["val_loss"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +475,7 @@ def check_plan(suite: Suite) -> dict[str, Any]:
     meaning would mix unequal runs, so it is refused.
     """
     path = suite.root / SUITE_FILE
-    plan = suite.plan()
+    plan = json.loads(json.dumps(suite.plan()))  # as read back: tuples become lists
     if path.is_file():
         old = json.loads(path.read_text())
         for key in ("preset", "budget"):
@@ -349,48 +497,47 @@ def check_plan(suite: Suite) -> dict[str, Any]:
     return plan
 
 
-def pending(suite: Suite) -> list[TrainConfig]:
-    """Runs without result.json, seed by seed (so a cut-short suite has whole seeds)."""
-    return [
-        suite.train_config(v, seed)
-        for seed in range(suite.seeds)
-        for v in suite.variants
-        if read_result(suite.run_dir(v.name, seed)) is None
-    ]
+def pending(keys: list[RunKey], suite: Suite) -> list[TrainConfig]:
+    """The runs among `keys` without result.json."""
+    return [suite.train_config(k) for k in keys if read_result(suite.run_dir(k)) is None]
 
 
 def run_suite(suite: Suite, progress: bool = True) -> dict[str, Any]:
-    """Train every pending run of the suite; return {"ran": n, "skipped": n, "failed": [...],
-    "seconds": wall time of this call}. Adds the wall time to suite.json."""
+    """Train every pending run of the suite, the sweep first, then the seeds at each
+    variant's best lr; return {"ran": n, "skipped": n, "failed": [...], "seconds": wall time
+    of this call}. Adds the wall time to suite.json."""
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
     ensure_data(suite.budget.data)
     plan = check_plan(suite)
-    todo = pending(suite)
-    total = len(suite.variants) * suite.seeds
+    total = len(suite.variants) * (len(suite.budget.lrs) + suite.seeds - 1)
     outcomes: list[dict[str, Any]] = []
-    bar = tqdm(
-        total=total, initial=total - len(todo), desc="ablate", unit="run", disable=not progress
-    )
+    ran = 0
     earlier = plan.get("wall_seconds", 0.0)
+    bar = tqdm(total=total, desc="ablate", unit="run", disable=not progress)
 
     def record_time() -> None:  # after every run, so a killed suite still says how long
         plan["wall_seconds"] = earlier + time.perf_counter() - started
         write_json(suite.root / SUITE_FILE, plan)
 
     try:
-        for outcome in execute([c.to_dict() for c in todo], suite.jobs):
-            outcomes.append(outcome)
-            record_time()
-            bar.set_postfix_str(f"{outcome['name']}: {outcome['stopped']}")
-            bar.update(1)
+        for phase in (suite.sweep, suite.seed_runs):
+            keys = phase()
+            todo = pending(keys, suite)
+            bar.update(len(keys) - len(todo))
+            ran += len(todo)
+            for outcome in execute([c.to_dict() for c in todo], suite.jobs):
+                outcomes.append(outcome)
+                record_time()
+                bar.set_postfix_str(f"{outcome['name']}: {outcome['stopped']}")
+                bar.update(1)
     finally:
         bar.close()
         record_time()
     return {
-        "ran": len(todo),
-        "skipped": total - len(todo),
+        "ran": ran,
+        "skipped": total - ran,
         "failed": [o for o in outcomes if o["stopped"] == "error"],
         "seconds": time.perf_counter() - started,
     }

@@ -59,11 +59,33 @@ class FewerHeads:
 
 
 @dataclass(frozen=True)
+class Scaled:
+    """A preset's integer field times `factor` (the deep variants: 3× the layers, ½ the width).
+
+    >>> Scaled("n_layer", 3).resolve(GPTConfig.preset("tiny")), Scaled("n_embd", 0.5).resolve(GPTConfig.preset("tiny"))
+    (12, 64)
+    """
+
+    field: str
+    factor: float
+
+    def resolve(self, base: GPTConfig) -> int:
+        return max(1, round(getattr(base, self.field) * self.factor))
+
+    def __str__(self) -> str:
+        return f"{self.field}×{self.factor:g}"
+
+
+@dataclass(frozen=True)
 class Variant:
     name: str
     overrides: dict[str, Any] = field(default_factory=dict)
-    """GPTConfig field -> value (a FewerHeads is resolved against the preset)."""
+    """GPTConfig field -> value (a FewerHeads or Scaled is resolved against the preset)."""
     description: str = ""
+    warmup: bool = True
+    """False: the suite's schedule without its warmup steps (everything else equal)."""
+    reference: str = "baseline"
+    """The variant this one is compared with (the deep variants: `deep`)."""
 
     def model_overrides(self, base: GPTConfig) -> dict[str, Any]:
         """The overrides as plain values for this preset, checked by building the config.
@@ -72,7 +94,7 @@ class Variant:
         {'n_head': 4}
         """
         resolved = {
-            key: value.resolve(base) if isinstance(value, FewerHeads) else value
+            key: value.resolve(base) if isinstance(value, (FewerHeads, Scaled)) else value
             for key, value in self.overrides.items()
         }
         try:
@@ -83,6 +105,16 @@ class Variant:
 
 
 BASELINE = "baseline"
+DEEP = {"n_layer": Scaled("n_layer", 3), "n_embd": Scaled("n_embd", 0.5)}
+"""The deep shape for the claims about depth: 3× the layers at half the width (tiny: 12 × 64)."""
+SINUSOIDAL_AT_TOKEN_RMS = 0.02 * 2**0.5
+"""sinusoidal_scale giving the table the RMS 0.02 of GPT-2's token embeddings at init."""
+
+
+def deep(name: str, overrides: dict[str, Any], description: str, **rest: Any) -> Variant:
+    """A variant of the deep shape, compared with `deep` (the deep baseline)."""
+    return Variant(name, {**DEEP, **overrides}, description, reference="deep", **rest)
+
 
 VARIANTS: dict[str, Variant] = {
     v.name: v
@@ -92,35 +124,56 @@ VARIANTS: dict[str, Variant] = {
         Variant("no_softmax", {"attn_normalization": "none"}, "raw masked scores weight values"),
         Variant("no_layernorm", {"norm_placement": "none"}, "no LayerNorm anywhere"),
         Variant("post_norm", {"norm_placement": "post"}, "LayerNorm after each residual add"),
+        Variant("baseline_no_warmup", {}, "the baseline without lr warmup", warmup=False),
+        Variant(
+            "post_norm_no_warmup",
+            {"norm_placement": "post"},
+            "post-norm without lr warmup",
+            warmup=False,
+        ),
         Variant("no_pos", {"pos_encoding": "none"}, "no positional information at all"),
-        Variant("sinusoidal", {"pos_encoding": "sinusoidal"}, "fixed sin/cos positions"),
+        Variant(
+            "sinusoidal",
+            {"pos_encoding": "sinusoidal", "sinusoidal_scale": SINUSOIDAL_AT_TOKEN_RMS},
+            "fixed sin/cos positions at the token embeddings' RMS (0.02)",
+        ),
+        Variant(
+            "sinusoidal_unscaled",
+            {"pos_encoding": "sinusoidal"},
+            "fixed sin/cos positions at their own RMS 0.71, 35× the token embeddings' 0.02: "
+            "the position signal drowns the tokens (not in the seed suite)",
+        ),
         Variant("relu", {"activation": "relu"}, "ReLU instead of GELU"),
         Variant("sigmoid", {"activation": "sigmoid"}, "sigmoid instead of GELU"),
         Variant("fewer_heads", {"n_head": FewerHeads(3)}, "a third of the heads, equal width"),
-        Variant("torch_init", {"init": "torch_default"}, "PyTorch default init, no 1/sqrt(2N)"),
         Variant(
             "no_residual_scaling",
             {"init": "gpt2_unscaled"},
             "GPT-2 init without the 1/sqrt(2N) on the residual projections (only that)",
         ),
         Variant(
-            "sinusoidal_scaled",
-            {"pos_encoding": "sinusoidal", "sinusoidal_scale": 0.02 * 2**0.5},
-            "sin/cos positions at the token embeddings' RMS (0.02)",
+            "torch_default_init",
+            {"init": "torch_default"},
+            "PyTorch's default init everywhere (embeddings N(0, 1), no 1/sqrt(2N))",
         ),
+        Variant("deep", DEEP, "the baseline at 3× the layers and half the width", reference=""),
+        deep("deep_no_layernorm", {"norm_placement": "none"}, "deep, no LayerNorm anywhere"),
+        deep("deep_post_norm", {"norm_placement": "post"}, "deep, post-norm"),
+        deep(
+            "deep_post_norm_no_warmup",
+            {"norm_placement": "post"},
+            "deep, post-norm without lr warmup",
+            warmup=False,
+        ),
+        deep("deep_no_residual_scaling", {"init": "gpt2_unscaled"}, "deep, no 1/sqrt(2N)"),
         Variant("dropout", {"dropout": 0.1}, "dropout 0.1 (GPT-2's training value)"),
     )
 }
 
 SUITES: dict[str, tuple[str, ...]] = {
-    # The seed article's claims; dropout is optional there and left out to keep the budget.
-    # no_residual_scaling and sinusoidal_scaled change one thing each (issue #14); they join
-    # the suite when its report is rebuilt around them, until then `--variant NAME` runs them.
-    "seed": tuple(
-        name
-        for name in VARIANTS
-        if name not in ("dropout", "no_residual_scaling", "sinusoidal_scaled")
-    ),
+    # The seed article's claims; dropout is optional there and left out to keep the budget,
+    # sinusoidal_unscaled is the known way to lose (kept to show why, with --variant).
+    "seed": tuple(name for name in VARIANTS if name not in ("dropout", "sinusoidal_unscaled")),
 }
 
 
@@ -197,7 +250,8 @@ def load_suite(path: str | Path) -> tuple[list[Variant], dict[str, Any]]:
 
 
 def suite_variants(suite: str, extra: list[str] = ()) -> tuple[list[Variant], dict[str, Any]]:
-    """The variants of a named suite or YAML file, plus `--variant` ones; baseline first.
+    """The variants of a named suite or YAML file, plus `--variant` ones, plus the reference
+    of each (`deep` for the deep variants); baseline first.
 
     Returns (variants, option defaults from the YAML file). Names must be unique.
     """
@@ -210,6 +264,8 @@ def suite_variants(suite: str, extra: list[str] = ()) -> tuple[list[Variant], di
     variants += [parse_variant(text) for text in extra]
     if BASELINE not in {v.name for v in variants}:
         variants.insert(0, VARIANTS[BASELINE])
+    missing = {v.reference for v in variants} - {v.name for v in variants} - {""}
+    variants += [VARIANTS[name] for name in sorted(missing) if name in VARIANTS]
     variants.sort(key=lambda v: v.name != BASELINE)  # stable: baseline first
     seen: set[str] = set()
     for v in variants:
@@ -222,8 +278,9 @@ def suite_variants(suite: str, extra: list[str] = ()) -> tuple[list[Variant], di
 def select_variants(
     variants: list[Variant], only: Sequence[str], added: Sequence[str] = ()
 ) -> list[Variant]:
-    """The variants named in `only`, plus the baseline and every variant added on the command
-    line (`added`: --variant specs; asking for one means running it), in suite order.
+    """The variants named in `only`, plus the baseline, the variants they are compared with,
+    and every variant added on the command line (`added`: --variant specs; asking for one
+    means running it), in suite order.
 
     >>> added = ["x:n_head=2"]
     >>> [v.name for v in select_variants(suite_variants("seed", added)[0], ["relu"], added)]
@@ -231,6 +288,7 @@ def select_variants(
     """
     wanted = {name.strip() for name in only} | {BASELINE}
     wanted |= {parse_variant(spec).name for spec in added}
+    wanted |= {v.reference for v in variants if v.name in wanted and v.reference}
     missing = sorted(wanted - {v.name for v in variants})
     if missing:
         raise GPT2LabError(f"--only names variant {missing[0]!r}, which is not in the suite")

@@ -1,142 +1,193 @@
-"""What a suite's runs measured and what it means: the runs read back, the verdict rule, the
-claims and their assessment, and curves over seeds (mean ± spread).
+"""The claims of the seed article, how each is measured, and the rule that judges it.
 
-How a claim is judged (the same rule for all, using the spread over seeds):
+Every claim compares a variant with its reference (the baseline, or `deep` for the depth
+claims), each at its own best learning rate (runner.py), seed s against seed s (the same
+batches; the same initial weights where the shapes agree). A claim's rule computes per-seed
+differences d_s signed so that d > 0 is what the claim says, and a paired Student-t 95%
+interval for their mean:
 
-    d  = mean(variant) − mean(reference) − margin       signed so that d > 0 is the claim
-    s  = pooled standard deviation of the two samples   (a fixed reference has none)
-    holds            if d >  2·s
-    does not hold    if d < −2·s
-    inconclusive     otherwise, or with fewer than 2 seeds (no spread to judge by)
+    holds            the interval lies above 0
+    does not hold    it lies below 0
+    inconclusive     it contains 0, or fewer than 2 seeds (no interval)
 
->>> judge([3.2, 3.3, 3.4], [3.0, 3.0, 3.1])[2]
+Steps to a target are censored when a run never reaches it: the difference is then a lower
+bound, so only "holds" can follow from it, and a ratio is reported as a bound ("> 2.1×").
+The stability claims are judged on the learning-rate sweep (seed 0) instead: they hold when
+the variant fails at a learning rate where the reference trains.
+
+One small rule function per kind of claim, in RULES (kind -> function).
+
+>>> paired_interval([3.2, 3.3, 3.4], [3.0, 3.0, 3.1]).verdict()
 'holds'
->>> judge([3.0, 3.5, 2.5], [3.0, 3.0, 3.1])[2]
-'inconclusive'
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gpt2lab.errors import GPT2LabError
-from gpt2lab.experiments.runner import read_result, run_name
-from gpt2lab.plots.training import curve, layer_matrix
-from gpt2lab.train.metrics import read_metrics
+from gpt2lab.experiments.measures import AttentionStats, Censored, Run
+from gpt2lab.experiments.runner import RunKey, best_of, run_name
 
+LEVEL = 0.95
+"""Confidence level of every interval (two-sided)."""
 TARGET_SLACK = 0.10
-"""'Steps to target': steps to reach the baseline's mean final val loss plus 10%."""
-EXPLODE_DECADES = 1.0
-"""'Gradients explode': a peak pre-clip gradient norm at least 10× (1 decade) the baseline's."""
+"""'Steps to target': steps to reach the reference's mean final val loss plus 10%."""
 BARELY_LEARNS = 0.5
-"""'Barely learns': less than half of the baseline's drop from the uniform loss ln(V)."""
+"""'Barely learns': less than half of the reference's improvement over the unigram loss."""
 
 # ---------------------------------------------------------------------------------------------
-# The verdict rule
+# Statistics
 # ---------------------------------------------------------------------------------------------
 
 
-def pooled_sd(a: list[float], b: list[float]) -> float:
-    """sqrt(((na−1)·var(a) + (nb−1)·var(b)) / (na + nb − 2)); a single value adds no spread.
+def t_cdf_two_sided(t: float, dof: int) -> float:
+    """P(|T| < t) for Student's t with an integer number of degrees of freedom, from the
+    closed form (Abramowitz & Stegun 26.7.3–4) with θ = atan(t / sqrt(dof)).
 
-    >>> round(pooled_sd([1.0, 3.0], [2.0, 2.0]), 4)     # sqrt((2 + 0) / 2)
-    1.0
+    >>> round(t_cdf_two_sided(4.302652729911275, 2), 6)   # the 95% point for 2 dof
+    0.95
     """
-    dof = len(a) + len(b) - 2
-    if dof <= 0:
-        return math.nan
-    ss = sum((x - np.mean(a)) ** 2 for x in a) + sum((x - np.mean(b)) ** 2 for x in b)
-    return math.sqrt(ss / dof)
+    theta = math.atan(abs(t) / math.sqrt(dof))
+    s, c = math.sin(theta), math.cos(theta)
+    if dof % 2 == 1:
+        return (2 / math.pi) * (theta + s * sum_odd(c, dof))
+    total, term = 0.0, 1.0
+    for k in range(dof // 2):
+        total += term
+        term *= c * c * (2 * k + 1) / (2 * k + 2)
+    return s * total
 
 
-def judge(variant: list[float], reference: list[float], margin: float = 0.0):
-    """(d, s, verdict) for the claim 'variant exceeds reference by more than margin'.
+def sum_odd(c: float, dof: int) -> float:
+    """c + (2/3) c³ + (2·4)/(3·5) c⁵ + … up to c^(dof−2): the odd-dof series (0 for 1 dof)."""
+    total, term = 0.0, c
+    for k in range(1, (dof - 1) // 2 + 1):
+        total += term
+        term *= c * c * (2 * k) / (2 * k + 1)
+    return total
 
-    A non-finite value is a run that diverged: if every variant run is +inf and every
-    reference run finite, the claim holds; any other mix of infinities is inconclusive.
+
+def t_quantile(level: float, dof: int) -> float:
+    """The t with P(|T| < t) = level (bisection on the closed-form CDF).
+
+    >>> round(t_quantile(0.95, 2), 3), round(t_quantile(0.95, 10), 3)
+    (4.303, 2.228)
     """
-    a, b = np.asarray(variant, float), np.asarray(reference, float)
-    if len(a) == 0 or len(b) == 0:
-        return math.nan, math.nan, "inconclusive"
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        if np.isposinf(a).all() and np.isfinite(b).all():
-            return math.inf, math.nan, "holds"
-        return math.nan, math.nan, "inconclusive"
-    d = float(a.mean() - b.mean() - margin)
-    s = pooled_sd(list(a), list(b))
-    if len(a) < 2 or not math.isfinite(s):
-        return d, s, "inconclusive"
-    if d > 2 * s:
-        return d, s, "holds"
-    if d < -2 * s:
-        return d, s, "does not hold"
-    return d, s, "inconclusive"
+    lo, hi = 0.0, 1.0
+    while t_cdf_two_sided(hi, dof) < level:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_cdf_two_sided(mid, dof) < level else (lo, mid)
+    return (lo + hi) / 2
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean of per-seed differences with its two-sided t interval (lo, hi) at `level`.
+
+    `bound`: "lower" when the differences are lower bounds (a censored variant), "upper"
+    when upper bounds; then only the matching verdict can be drawn."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+    level: float = LEVEL
+    bound: str = ""
+
+    def verdict(self) -> str:
+        if self.n < 2 or math.isnan(self.lo) or self.bound == "both":
+            return "inconclusive"
+        if self.lo > 0 and self.bound != "upper":
+            return "holds"
+        if self.hi < 0 and self.bound != "lower":
+            return "does not hold"
+        return "inconclusive"
+
+    def __str__(self) -> str:
+        if self.n < 2:
+            return f"{self.mean:+.3g} (n = {self.n}: no interval)"
+        kind = {"lower": " (lower bound)", "upper": " (upper bound)"}.get(self.bound, "")
+        return f"{self.mean:+.3g} [{self.lo:+.3g}, {self.hi:+.3g}]{kind}"
+
+
+def paired_interval(a: list[float], b: list[float], *, level: float = LEVEL, bound="") -> Interval:
+    """Interval for mean(a_s − b_s) over the seeds both have (a, b in seed order).
+
+    A difference of +inf (the variant diverged, the reference did not) is a lower bound of
+    anything: with every difference +inf the interval is [inf, inf] (holds); a mix of
+    infinite and finite differences gives no interval.
+    """
+    d = np.asarray(a[: len(b)], float) - np.asarray(b[: len(a)], float)
+    if len(d) and np.isposinf(d).all():
+        return Interval(math.inf, math.inf, math.inf, len(d), level, bound)
+    if not np.isfinite(d).all() or len(d) < 2:
+        mean = float(d.mean()) if len(d) and np.isfinite(d).all() else math.nan
+        return Interval(mean, math.nan, math.nan, len(d), level, bound)
+    mean = float(d.mean())
+    half = t_quantile(level, len(d) - 1) * float(d.std(ddof=1)) / math.sqrt(len(d))
+    return Interval(mean, mean - half, mean + half, len(d), level, bound)
 
 
 # ---------------------------------------------------------------------------------------------
-# What one run measured
+# A variant as measured: its sweep and its seeds
 # ---------------------------------------------------------------------------------------------
 
 
 @dataclass
-class Run:
-    """One finished (variant, seed) run, read back from its directory."""
+class Arm:
+    """One variant of a suite: its lr sweep (seed 0) and its runs at the best lr, by seed."""
 
-    variant: str
-    seed: int
-    directory: Path
-    result: dict[str, Any]
-    records: list[dict[str, Any]]
-
-    @property
-    def diverged(self) -> bool:
-        return self.result["stopped"] == "nonfinite"
+    name: str
+    reference: str
+    warmup: bool
+    overrides: dict[str, Any]
+    sweep: dict[float, Run]
+    best_lr: float | None
+    runs: list[Run]
 
     @property
-    def final_val(self) -> float:
-        """The last evaluation at the final step; +inf for a run that diverged."""
-        if self.diverged:
-            return math.inf
-        steps, values = curve(self.records, "eval", "val_loss")
-        return values[-1] if steps and steps[-1] == self.result["step"] else math.inf
+    def losses(self) -> list[float]:
+        return [r.final_val for r in self.runs]
 
-    @property
-    def peak_grad_norm(self) -> float:
-        """Largest pre-clip global gradient norm of any step (inf/NaN count as inf)."""
-        norms = [r["grad_norm"] for r in self.records if r["kind"] in ("train", "nonfinite")]
-        return max((n if math.isfinite(n) else math.inf for n in norms), default=math.nan)
+    def largest_stable_lr(self) -> float | None:
+        """The largest lr of the sweep whose run is stable (finite, below its initial loss)."""
+        return max((lr for lr, r in self.sweep.items() if r.stable), default=None)
 
-    def steps_to(self, target: float, budget: int) -> float:
-        """First step where the val curve reaches `target` (linear between evaluations);
-        `budget` when it never does (a lower bound of the true value)."""
-        steps, values = curve(self.records, "eval", "val_loss")
-        prev_step, prev_value = 0, math.inf
-        for step, value in zip(steps, values):
-            if value <= target:
-                if not math.isfinite(prev_value):
-                    return float(step)
-                return prev_step + (prev_value - target) / (prev_value - value) * (step - prev_step)
-            prev_step, prev_value = step, value
-        return float(budget)
+    def lr_sensitivity(self) -> float:
+        """Wortsman et al. (2023): mean over the sweep of min(loss(η), initial loss) − the
+        best loss (a diverged run counts as the initial loss). 0: every lr as good as the
+        best; large: the result depends on finding the right lr."""
+        if not self.sweep:
+            return math.nan
+        initial = float(np.mean([r.initial_loss for r in self.sweep.values()]))
+        capped = [min(r.final_val, initial) for r in self.sweep.values()]
+        return float(np.mean(capped) - min(capped))
 
 
-def load_runs(suite_dir: Path, plan: dict[str, Any]) -> dict[str, list[Run]]:
-    """{variant: finished runs, by seed}; unfinished or failed runs are left out."""
-    runs: dict[str, list[Run]] = {}
+def load_arms(suite_dir: Path, plan: dict[str, Any]) -> dict[str, Arm]:
+    """{variant: Arm} from the finished runs (unfinished or failed runs are left out)."""
+    lrs = plan["budget"]["lrs"]
+    arms = {}
     for v in plan["variants"]:
-        found = []
-        for seed in plan["seeds"]:
-            directory = suite_dir / "runs" / run_name(v["name"], seed)
-            result = read_result(directory)
-            if result is not None:
-                found.append(Run(v["name"], seed, directory, result, read_metrics(directory)))
-        runs[v["name"]] = found
-    return runs
+
+        def read(lr, seed, name=v["name"]):
+            return Run.read(RunKey(name, lr, seed), suite_dir / "runs" / run_name(name, lr, seed))
+
+        sweep = {lr: run for lr in lrs if (run := read(lr, 0)) is not None}
+        best = best_of(lrs, [sweep[lr].result for lr in lrs]) if len(sweep) == len(lrs) else None
+        runs = [] if best is None else [r for s in plan["seeds"] if (r := read(best, s))]
+        arms[v["name"]] = Arm(
+            v["name"], v["reference"], v["warmup"], v["overrides"], sweep, best, runs
+        )
+    return arms
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,43 +199,110 @@ def load_runs(suite_dir: Path, plan: dict[str, Any]) -> dict[str, list[Run]]:
 class Claim:
     text: str
     variant: str
-    test: str
-    """diverges | explodes | higher_loss | slower | barely_learns (see TESTS)."""
-    diagnose: bool = False
-    """Draw this variant's gradient-norm and activation-RMS curves (they explain the outcome)."""
+    kind: str
+    """A key of RULES."""
+    reference: str = "baseline"
+    partner: tuple[str, str] = ("", "")
+    """needs_warmup: the (no-warmup, warmup) pair that should NOT need it (pre-norm)."""
+    extras: tuple[str, ...] = ()
+    """Measures reported besides the rule's (keys of EXTRAS)."""
 
 
 CLAIMS = (
-    Claim("removing layer norm makes training diverge", "no_layernorm", "diverges", True),
+    Claim("removing layer norm makes training diverge", "no_layernorm", "unstable"),
     Claim(
-        "no 1/sqrt(d) attention scaling makes gradients explode", "no_attn_scale", "explodes", True
+        "removing layer norm makes a deep model diverge",
+        "deep_no_layernorm",
+        "unstable",
+        "deep",
     ),
-    Claim("no positional encoding gives a higher loss (and word salad)", "no_pos", "higher_loss"),
-    Claim("ReLU trains slower than GELU", "relu", "slower"),
-    Claim("sigmoid barely learns", "sigmoid", "barely_learns"),
-    Claim("pre-norm beats post-norm", "post_norm", "higher_loss"),
+    Claim("without the 1/sqrt(d) scaling training becomes unstable", "no_attn_scale", "unstable"),
     Claim(
-        "GPT-2's scaled init converges faster than PyTorch's default", "torch_init", "slower", True
+        "no positional encoding gives a higher loss (and word salad)",
+        "no_pos",
+        "higher_loss",
+        extras=("word_order",),
     ),
     Claim("learned positions converge faster than sinusoidal", "sinusoidal", "slower"),
+    Claim("ReLU trains slower than GELU", "relu", "slower", extras=("roughness", "unigram_share")),
+    Claim("sigmoid barely learns", "sigmoid", "barely_learns"),
+    Claim("pre-norm beats post-norm", "post_norm", "higher_loss"),
+    Claim("pre-norm beats post-norm in a deep model", "deep_post_norm", "higher_loss", "deep"),
+    Claim(
+        "post-norm without warmup trains worse (Xiong et al. 2020)",
+        "post_norm_no_warmup",
+        "higher_loss",
+        "post_norm",
+    ),
+    Claim(
+        "post-norm needs learning-rate warmup more than pre-norm does (Xiong et al. 2020)",
+        "post_norm_no_warmup",
+        "needs_warmup",
+        "post_norm",
+        ("baseline_no_warmup", "baseline"),
+    ),
+    Claim(
+        "a deep post-norm model needs warmup (Xiong et al. 2020)",
+        "deep_post_norm_no_warmup",
+        "higher_loss",
+        "deep_post_norm",
+    ),
+    Claim("GPT-2's 1/sqrt(2N) residual scaling converges faster", "no_residual_scaling", "slower"),
+    Claim(
+        "GPT-2's 1/sqrt(2N) residual scaling converges faster in a deep model",
+        "deep_no_residual_scaling",
+        "slower",
+        "deep",
+    ),
+    Claim("GPT-2's init converges faster than PyTorch's default", "torch_default_init", "slower"),
     Claim("fewer heads (equal width) is worse", "fewer_heads", "higher_loss"),
+    Claim(
+        "without softmax, attention is not a distribution and heads do not specialize stably",
+        "no_softmax",
+        "unstable_roles",
+    ),
 )
 
-RULES = {
-    "diverges": "holds if every seed (≥ 2) goes non-finite, does not hold if none does",
-    "explodes": "log10 peak pre-clip ‖g‖ − baseline's − 1 (10×) > 2σ",
-    "higher_loss": "final val loss − baseline's > 2σ",
-    "slower": f"steps to baseline loss +{TARGET_SLACK:.0%} − baseline's > 2σ",
-    "barely_learns": f"{BARELY_LEARNS} − share of baseline's loss drop from ln V > 2σ",
-}
+
+@dataclass
+class Evidence:
+    """Everything the rules read: the arms, and what the report measured besides."""
+
+    arms: dict[str, Arm]
+    steps: int
+    """The budget's steps: a censored steps-to-target is '> steps'."""
+    warmup_steps: int
+    unigram: float
+    """Val loss of the unigram model fitted on the train split."""
+    order: dict[str, list[float]] = field(default_factory=dict)
+    """{variant: per-seed word-order sensitivity} (report.py measures it from the weights)."""
+    attention: dict[str, list[AttentionStats]] = field(default_factory=dict)
+    """{variant: per-seed attention statistics}."""
+    n_layer: dict[str, int] = field(default_factory=dict)
+    level: float = LEVEL
+    """Confidence level of the intervals (a Bonferroni correction raises it)."""
 
 
 @dataclass
 class Verdict:
+    """A claim's outcome: what was measured, the numbers, the interval, the word."""
+
     claim: Claim
-    evidence: str
     verdict: str
-    values: dict[str, list[float]] = field(default_factory=dict)
+    measure: str
+    """What the rule compares, in words."""
+    evidence: str
+    """The numbers, in a sentence."""
+    interval: Interval | None = None
+    change: str = ""
+    """What it would take to change the verdict."""
+    values: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    """The table's one-line result (default: the interval)."""
+
+    def __post_init__(self) -> None:
+        if not self.summary and self.interval is not None:
+            self.summary = str(self.interval)
 
 
 def mean_sd(values: list[float], digits: int = 3) -> str:
@@ -204,100 +322,273 @@ def mean_sd(values: list[float], digits: int = 3) -> str:
     return f"{a.mean():.{digits}f}{sd}"
 
 
-def assess(claim: Claim, runs: dict[str, list[Run]], ctx: dict[str, Any]) -> Verdict:
-    """Measure the claim's evidence from the runs and apply its rule."""
-    mine, base = runs.get(claim.variant, []), runs.get("baseline", [])
-    if not mine or not base:
-        return Verdict(claim, "not run", "not run")
-    if claim.test == "diverges":
-        k = sum(r.diverged for r in mine)
-        where = ", ".join(
-            f"s{r.seed} at step {r.result['nonfinite']['step']} ({r.result['nonfinite']['where']})"
-            for r in mine
-            if r.diverged and r.result.get("nonfinite")
-        )
-        verdict = "inconclusive"
-        if len(mine) >= 2 and k in (0, len(mine)):
-            verdict = "holds" if k else "does not hold"
-        loss = mean_sd([r.final_val for r in mine])
-        text = f"{k}/{len(mine)} seeds diverged{': ' + where if where else ''}; val loss {loss}"
-        return Verdict(claim, text, verdict, {"diverged": [float(r.diverged) for r in mine]})
-    if claim.test == "explodes":
-        a = [math.log10(r.peak_grad_norm) for r in mine]
-        b = [math.log10(r.peak_grad_norm) for r in base]
-        d, s, verdict = judge(a, b, EXPLODE_DECADES)
-        text = (
-            f"peak ‖g‖ {mean_sd([r.peak_grad_norm for r in mine])} vs baseline "
-            f"{mean_sd([r.peak_grad_norm for r in base])}; log10 ratio "
-            f"{np.mean(a) - np.mean(b):+.2f} decades (2σ = {2 * s:.2f})"
-        )
-        return Verdict(claim, text, verdict, {"variant": a, "baseline": b})
-    if claim.test == "higher_loss":
-        a, b = [r.final_val for r in mine], [r.final_val for r in base]
-        d, s, verdict = judge(a, b)
-        text = f"val loss {mean_sd(a)} vs {mean_sd(b)} (Δ {d:+.3f}, 2σ = {2 * s:.3f})"
-        return Verdict(claim, text, verdict, {"variant": a, "baseline": b})
-    if claim.test == "slower":
-        target, budget = ctx["target"], ctx["steps"]
-        a = [r.steps_to(target, budget) for r in mine]
-        b = [r.steps_to(target, budget) for r in base]
-        d, s, verdict = judge(a, b)
-        text = (
-            f"steps to val loss {target:.3f}: {mean_sd(a, 0)} vs {mean_sd(b, 0)} "
-            f"(Δ {d:+.1f}, 2σ = {2 * s:.1f}; {budget} = not reached)"
-        )
-        return Verdict(claim, text, verdict, {"variant": a, "baseline": b})
-    if claim.test == "barely_learns":
-        uniform, drop = ctx["uniform_loss"], ctx["uniform_loss"] - ctx["baseline_loss"]
-        share = [(uniform - r.final_val) / drop for r in mine]
-        d, s, verdict = judge([-x for x in share], [-BARELY_LEARNS])
-        text = (
-            f"share of the baseline's loss drop from ln V = {uniform:.3f}: {mean_sd(share)} "
-            f"(threshold {BARELY_LEARNS}, 2σ = {2 * s:.3f})"
-        )
-        return Verdict(claim, text, verdict, {"share": share})
-    raise GPT2LabError(f"unknown claim test {claim.test!r}")
+def lr_text(lr: float | None) -> str:
+    return "none" if lr is None else f"{lr:g}"
 
 
-# ---------------------------------------------------------------------------------------------
-# Curves over seeds
-# ---------------------------------------------------------------------------------------------
+# --- the rules ---------------------------------------------------------------------------------
 
 
-def band(curves: list[tuple[list[float], list[float]]], smooth: int = 1):
-    """Mean, min and max over seeds at each x that any seed reached: (x, mean, lo, hi).
-
-    smooth > 1 applies a trailing moving average of that many points to each seed first.
-    """
-    table: dict[float, list[float]] = {}
-    for xs, ys in curves:
-        ys = np.asarray(ys, float)
-        if smooth > 1 and len(ys):
-            kernel = np.ones(min(smooth, len(ys))) / min(smooth, len(ys))
-            ys = np.convolve(ys, kernel, mode="full")[: len(ys)] * _edge(len(ys), len(kernel))
-        for x, y in zip(xs, ys):
-            if math.isfinite(y):
-                table.setdefault(x, []).append(float(y))
-    xs = sorted(table)
-    return (
-        xs,
-        [float(np.mean(table[x])) for x in xs],
-        [min(table[x]) for x in xs],
-        [max(table[x]) for x in xs],
+def rule_higher_loss(claim: Claim, ev: Evidence) -> Verdict:
+    """Final val loss, each at its best lr: variant − reference > 0."""
+    mine, ref = ev.arms[claim.variant], ev.arms[claim.reference]
+    iv = paired_interval(mine.losses, ref.losses, level=ev.level)
+    text = (
+        f"val loss {mean_sd(mine.losses)} (lr {lr_text(mine.best_lr)}) vs "
+        f"{mean_sd(ref.losses)} (lr {lr_text(ref.best_lr)}); difference {iv}"
+    )
+    return Verdict(
+        claim,
+        iv.verdict(),
+        "final val loss at each side's best lr, paired by seed",
+        text,
+        iv,
+        change_text(iv),
+        {"variant": mine.losses, "reference": ref.losses},
     )
 
 
-def _edge(n: int, k: int) -> np.ndarray:
-    """Rescale the first k−1 points of a 'full' convolution (fewer points were averaged)."""
-    return np.array([k / min(i + 1, k) for i in range(n)])
+def steps_text(values: list[Censored]) -> str:
+    """'120 ± 5' or '> 200 (3/3 never reached)'."""
+    censored = sum(v.censored for v in values)
+    if censored:
+        return f"> {max(v.value for v in values):.0f} ({censored}/{len(values)} never reached)"
+    return mean_sd([v.value for v in values], 0)
 
 
-def depth_band(runs: list[Run], layers: list[str], key: str, which: int, field_name=None):
-    """A monitor statistic by depth at monitor record `which` (0 first, −1 last); x is the
-    index in `layers` (embed, block0, …, final)."""
-    per_seed = []
-    for r in runs:
-        steps, found, values = layer_matrix(r.records, key, field_name)
-        if steps:
-            per_seed.append(([layers.index(name) for name in found], list(values[:, which])))
-    return band(per_seed)
+def rule_slower(claim: Claim, ev: Evidence) -> Verdict:
+    """Steps to reach the reference's mean final loss + 10%, censored at the budget."""
+    mine, ref = ev.arms[claim.variant], ev.arms[claim.reference]
+    target = float(np.mean(ref.losses)) * (1 + TARGET_SLACK)
+    a = [r.steps_to(target, ev.steps) for r in mine.runs]
+    b = [r.steps_to(target, ev.steps) for r in ref.runs]
+    censored = (any(x.censored for x in a), any(x.censored for x in b))
+    bound = {(True, False): "lower", (False, True): "upper", (True, True): "both"}.get(censored, "")
+    iv = paired_interval([x.value for x in a], [x.value for x in b], bound=bound, level=ev.level)
+    ratio = np.mean([x.value for x in a]) / np.mean([x.value for x in b])
+    ratio_text = f"{'> ' if bound == 'lower' else '< ' if bound == 'upper' else ''}{ratio:.2f}×"
+    if bound == "both":
+        ratio_text = "unknown (both sides censored)"
+    text = (
+        f"steps to val loss {target:.3f}: {steps_text(a)} vs {steps_text(b)}; ratio {ratio_text}; "
+        f"difference {iv}"
+    )
+    return Verdict(
+        claim,
+        iv.verdict(),
+        f"steps to the reference's final val loss +{TARGET_SLACK:.0%}, censored at {ev.steps}",
+        text,
+        iv,
+        change_text(iv),
+        {"variant": [x.value for x in a], "reference": [x.value for x in b], "bound": bound},
+    )
+
+
+def shares(mine: Arm, ref: Arm, ev: Evidence) -> list[float]:
+    """Per seed: (unigram − variant loss) / (unigram − reference loss); NaN where the
+    reference did not improve on the unigram loss (no improvement to take a share of)."""
+    return [
+        (ev.unigram - a) / (ev.unigram - b) if ev.unigram > b else math.nan
+        for a, b in zip(mine.losses, ref.losses)
+    ]
+
+
+def share_text(mine: Arm, ref: Arm, ev: Evidence) -> str:
+    share = shares(mine, ref, ev)
+    value = (
+        mean_sd(share)
+        if share and not np.isnan(share).any()
+        else ("undefined (the reference did not get below the unigram loss)")
+    )
+    return f"share of the reference's improvement over the unigram loss ({ev.unigram:.3f}): {value}"
+
+
+def rule_barely_learns(claim: Claim, ev: Evidence) -> Verdict:
+    """Share of the reference's improvement over the unigram loss < 0.5."""
+    mine, ref = ev.arms[claim.variant], ev.arms[claim.reference]
+    share = shares(mine, ref, ev)
+    iv = paired_interval([BARELY_LEARNS] * len(share), share, level=ev.level)
+    return Verdict(
+        claim,
+        iv.verdict(),
+        f"share of the reference's improvement over the unigram loss, below {BARELY_LEARNS}",
+        f"{share_text(mine, ref, ev)}; {BARELY_LEARNS} − share {iv}; val loss "
+        f"{mean_sd(mine.losses)} vs {mean_sd(ref.losses)}",
+        iv,
+        change_text(iv),
+        {"share": share},
+    )
+
+
+def rule_unstable(claim: Claim, ev: Evidence) -> Verdict:
+    """On the sweep (seed 0): the variant's largest stable lr is below the reference's, i.e.
+    it fails (diverges, or ends above its initial loss) at higher lrs that the reference
+    survives. Does not hold: stable up to the reference's largest stable lr."""
+    mine, ref = ev.arms[claim.variant], ev.arms[claim.reference]
+    lrs = sorted(ref.sweep)
+    a, b = mine.largest_stable_lr(), ref.largest_stable_lr()
+    if a is None or b is None:
+        verdict, separating = "inconclusive", []
+    else:
+        separating = [lr for lr in lrs if a < lr <= b and ref.sweep[lr].stable]
+        verdict = "holds" if separating else "does not hold"
+    peaks = ", ".join(
+        f"{lr:g}: ‖g‖ {mine.sweep[lr].peak_grad_norm:.3g} vs {ref.sweep[lr].peak_grad_norm:.3g}, "
+        f"logit {mine.sweep[lr].peak_logit:.3g} vs {ref.sweep[lr].peak_logit:.3g}"
+        for lr in lrs
+    )
+    iv = paired_interval(mine.losses, ref.losses, level=ev.level)
+    text = (
+        f"largest stable lr {lr_text(a)} vs {lr_text(b)} (grid {lrs[0]:g}–{lrs[-1]:g}); "
+        f"lrs where the variant fails and the reference trains: {', '.join(f'{lr:g}' for lr in separating) or 'none'}"
+        f"; peak gradient norm and attention logit per lr (variant vs reference): {peaks}; "
+        f"at each side's best lr the val loss difference is {iv}"
+    )
+    if verdict == "holds":
+        change = (
+            "the reference failing at those lrs too (another seed), or the variant trained there"
+        )
+    elif verdict == "does not hold":
+        change = f"a failure of the variant at or below {lr_text(b)} (a grid above {lrs[-1]:g} tests more)"
+    else:
+        change = "a stable run of each at some lr of the grid (a lower grid)"
+    return Verdict(
+        claim,
+        verdict,
+        "largest stable lr of the sweep (seed 0; stable = finite and below the initial loss)",
+        text,
+        iv,
+        change,
+        {"largest_stable_lr": [a, b], "separating_lrs": separating},
+        summary=f"largest stable lr {lr_text(a)} vs {lr_text(b)}; val loss at best lrs {iv}",
+    )
+
+
+def rule_needs_warmup(claim: Claim, ev: Evidence) -> Verdict:
+    """(post-norm without − with warmup) − (pre-norm without − with warmup) > 0: removing the
+    warmup costs post-norm more than pre-norm, each at its best lr, paired by seed."""
+    post_nw, post_w = ev.arms[claim.variant], ev.arms[claim.reference]
+    pre_nw, pre_w = ev.arms[claim.partner[0]], ev.arms[claim.partner[1]]
+    post = [a - b for a, b in zip(post_nw.losses, post_w.losses)]
+    pre = [a - b for a, b in zip(pre_nw.losses, pre_w.losses)]
+    iv = paired_interval(post, pre, level=ev.level)
+    text = (
+        f"cost of no warmup in val loss: post-norm {mean_sd(post)}, pre-norm {mean_sd(pre)}; "
+        f"difference {iv}; largest stable lr without / with warmup: post-norm "
+        f"{lr_text(post_nw.largest_stable_lr())} / {lr_text(post_w.largest_stable_lr())}, "
+        f"pre-norm {lr_text(pre_nw.largest_stable_lr())} / {lr_text(pre_w.largest_stable_lr())}"
+    )
+    return Verdict(
+        claim,
+        iv.verdict(),
+        "extra val loss from removing the warmup, post-norm minus pre-norm, at best lrs",
+        text,
+        iv,
+        change_text(iv),
+        {"post": post, "pre": pre},
+    )
+
+
+def rule_unstable_roles(claim: Claim, ev: Evidence) -> Verdict:
+    """Head roles agree less across seeds without softmax: reference − variant agreement > 0,
+    paired by seed pair (0–1, 0–2, 1–2, …)."""
+    from itertools import combinations
+
+    from gpt2lab.experiments.measures import role_agreement
+
+    def agreements(name: str) -> list[float]:
+        stats, layers = ev.attention.get(name, []), ev.n_layer.get(name, 1)
+        return [role_agreement(a.roles, b.roles, layers) for a, b in combinations(stats, 2)]
+
+    mine, ref = agreements(claim.variant), agreements(claim.reference)
+    iv = paired_interval(ref, mine, level=ev.level)
+    stats = ev.attention.get(claim.variant, [])
+    text = (
+        f"head-role agreement across seeds (mean matched correlation) {mean_sd(mine)} vs "
+        f"{mean_sd(ref)}, reference − variant {iv}; not a distribution: negative weights "
+        f"{mean_sd([100 * s.negative_share for s in stats], 1)}%, row sums sd "
+        f"{mean_sd([s.row_sum_sd for s in stats])}, max |weight| "
+        f"{mean_sd([s.max_abs for s in stats], 2)} (softmax: 0%, 0, ≤ 1)"
+    )
+    return Verdict(
+        claim,
+        iv.verdict(),
+        "agreement of head roles across seeds (after the best matching of heads)",
+        text,
+        iv,
+        change_text(iv),
+        {"variant": mine, "reference": ref},
+    )
+
+
+# --- measures a claim reports besides its rule's ----------------------------------------------
+
+
+def roughness_text(claim: Claim, ev: Evidence) -> str:
+    mine, ref = ev.arms[claim.variant], ev.arms[claim.reference]
+    return (
+        "loss-curve roughness after warmup (sd of step-to-step changes, every step) "
+        f"{mean_sd([r.roughness(ev.warmup_steps) for r in mine.runs])} vs "
+        f"{mean_sd([r.roughness(ev.warmup_steps) for r in ref.runs])}"
+    )
+
+
+def unigram_share_text(claim: Claim, ev: Evidence) -> str:
+    return share_text(ev.arms[claim.variant], ev.arms[claim.reference], ev)
+
+
+def word_order_text(claim: Claim, ev: Evidence) -> str:
+    mine, ref = ev.order.get(claim.variant, []), ev.order.get(claim.reference, [])
+    iv = paired_interval(ref, mine, level=ev.level)
+    return (
+        f"word-order sensitivity (val loss on token-shuffled minus ordered text) {mean_sd(mine)}"
+        f" vs {mean_sd(ref)}, reference − variant {iv}"
+    )
+
+
+EXTRAS: dict[str, Callable[[Claim, Evidence], str]] = {
+    "roughness": roughness_text,
+    "unigram_share": unigram_share_text,
+    "word_order": word_order_text,
+}
+"""Measures a claim reports besides its rule's (Claim.extras): name -> text."""
+
+RULES: dict[str, Callable[[Claim, Evidence], Verdict]] = {
+    "higher_loss": rule_higher_loss,
+    "slower": rule_slower,
+    "barely_learns": rule_barely_learns,
+    "unstable": rule_unstable,
+    "needs_warmup": rule_needs_warmup,
+    "unstable_roles": rule_unstable_roles,
+}
+
+
+def change_text(iv: Interval) -> str:
+    """What would change an interval's verdict, in words."""
+    if iv.n < 2:
+        return "another seed (no interval from a single difference)"
+    if iv.bound == "both":
+        return "a longer budget (both sides never reach the target in some seeds)"
+    verdict = iv.verdict()
+    if verdict == "inconclusive":
+        if not math.isfinite(iv.lo):
+            return "a finite value on every seed (a run diverged, or a share is undefined)"
+        width = iv.hi - iv.lo
+        return f"more seeds or a larger effect: the interval ({width:.3g} wide) contains 0"
+    if verdict == "holds":
+        return f"seeds that bring the interval's lower end ({iv.lo:+.3g}) down to 0"
+    return f"seeds that bring the interval's upper end ({iv.hi:+.3g}) up to 0"
+
+
+def needed(claim: Claim) -> list[str]:
+    """The variants a claim's rule reads."""
+    return [n for n in (claim.variant, claim.reference, *claim.partner) if n]
+
+
+def assess(claim: Claim, ev: Evidence) -> Verdict:
+    """Apply the claim's rule, or 'not run' when one of its variants has no runs."""
+    if any(not ev.arms.get(n) or not ev.arms[n].runs for n in needed(claim)):
+        return Verdict(claim, "not run", "", "not run")
+    verdict = RULES[claim.kind](claim, ev)
+    verdict.evidence = "; ".join([verdict.evidence, *(EXTRAS[e](claim, ev) for e in claim.extras)])
+    return verdict

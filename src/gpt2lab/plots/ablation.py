@@ -18,13 +18,17 @@ Band = tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]
 """(x, mean, lo, hi), all of one length."""
 
 
-def variant_colors(panels: Mapping[str, Mapping[str, Band]]) -> dict[str, str]:
+def variant_colors(panels: Mapping[str, Mapping[str, object]]) -> dict[str, object]:
     """A stable colour per variant in order of first appearance: the first is black (the
-    baseline, by convention of the callers), the next ten the tab10 colours, then grey."""
+    baseline, by convention of the callers), the next twenty the tab20 colours (dark before
+    light), then grey."""
+    from matplotlib import colormaps
+
     names: list[str] = []
     for lines in panels.values():
         names += [name for name in lines if name not in names]
-    palette = ["black"] + [f"C{i}" for i in range(10)]
+    tab20 = [colormaps["tab20"](i) for i in (*range(0, 20, 2), *range(1, 20, 2))]
+    palette = ["black", *tab20]
     return {name: palette[i] if i < len(palette) else "0.6" for i, name in enumerate(names)}
 
 
@@ -73,4 +77,74 @@ def band_panels(
                 labels.append(label)
     if handles:
         fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    return fig
+
+
+Sweep = tuple[Sequence[float], Sequence[float]]
+"""(learning rates, final losses) of one variant; an infinite loss is a diverged run."""
+
+
+def sweep_panels(
+    panels: Mapping[str, Mapping[str, Sweep]],
+    *,
+    ylabel: str = "final val loss",
+    ylim: tuple[float | None, float | None] = (None, None),
+    hline: tuple[float, str] | None = None,
+    width: float = 5.5,
+) -> Figure:
+    """Final loss vs learning rate (log x), one curve per variant (Wortsman et al. 2023,
+    Figure 1 style); a diverged run (inf or NaN) is an × at the top of the panel.
+
+    hline: (y, label) draws a dotted horizontal reference (e.g. the unigram loss).
+    """
+    colors = variant_colors(panels)
+    fig = Figure(figsize=(width * len(panels), 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    for ax, (title, lines) in zip(axes, panels.items()):
+        top = ylim[1]
+        if top is None:
+            finite = [y for _, ys in lines.values() for y in ys if np.isfinite(y)]
+            top = max(finite, default=1.0) + 0.3
+        for name, (lrs, losses) in lines.items():
+            x, y = np.asarray(lrs, float), np.asarray(losses, float)
+            ok = np.isfinite(y)
+            ax.plot(x[ok], y[ok], color=colors[name], lw=1.6, marker="o", label=name)
+            if (~ok).any():
+                ax.plot(x[~ok], np.full((~ok).sum(), top), ls="none", marker="x", ms=9,
+                        mew=2, color=colors[name])  # fmt: skip
+        ax.set_xscale("log")
+        if hline is not None:
+            ax.axhline(hline[0], color="0.4", ls=":", lw=1)
+            ax.text(0.01, hline[0], hline[1], transform=ax.get_yaxis_transform(), va="bottom",
+                    fontsize=8)  # fmt: skip
+        ax.set(title=title, xlabel="peak learning rate", ylabel=ylabel)
+        ax.set_ylim(ylim[0], top * 1.02 if top > 0 else top)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, title="× diverged", title_fontsize=7)
+    return fig
+
+
+def histograms(
+    panels: Mapping[str, Mapping[str, Sequence[float]]],
+    *,
+    xlabel: str,
+    bins: int = 60,
+    width: float = 5.5,
+) -> Figure:
+    """Side-by-side panels {title: {variant: values}}: overlaid histograms (density, log y)."""
+    colors = variant_colors(panels)
+    fig = Figure(figsize=(width * len(panels), 4.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    for ax, (title, groups) in zip(axes, panels.items()):
+        values = [np.asarray(v, float) for v in groups.values()]
+        finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(1)
+        edges = np.histogram_bin_edges(finite, bins=bins)
+        for name, v in zip(groups, values):
+            ax.hist(v[np.isfinite(v)], bins=edges, density=True, histtype="step", lw=1.6,
+                    color=colors[name], label=name)  # fmt: skip
+        ax.axvline(0, color="0.4", ls=":", lw=1)
+        ax.set_yscale("log")
+        ax.set(title=title, xlabel=xlabel, ylabel="density")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
     return fig

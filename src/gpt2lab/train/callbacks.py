@@ -29,6 +29,12 @@ SAMPLE_LINE = re.compile(r"^=== step (\d+) ===$", re.MULTILINE)
 # ---------------------------------------------------------------------------------------------
 
 
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line at the end of a .jsonl file."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 class MetricsFile(Callback):
     """Appends each record as one JSON line to runs/NAME/metrics.jsonl (rank 0)."""
 
@@ -37,8 +43,24 @@ class MetricsFile(Callback):
 
     def on_log(self, trainer, record):
         if trainer.dist.is_main:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
+            append_record(self.path, record)
+
+
+STEP_FIELDS = ("step", "kind", "lr", "loss", "grad_norm", "attn_logit_max")
+"""What steps.jsonl keeps of each step's record (`--step-log`)."""
+
+
+class StepsFile(Callback):
+    """Every step's compact record (STEP_FIELDS) as one JSON line in runs/NAME/steps.jsonl
+    (rank 0): the exact peak of the gradient norm or of an attention logit, which the
+    metrics every log_interval steps can miss."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_step_end(self, trainer, record):
+        if trainer.dist.is_main:
+            append_record(self.path, {k: record[k] for k in STEP_FIELDS if k in record})
 
 
 class TensorBoard(Callback):

@@ -153,6 +153,9 @@ class TrainConfig:
     keep_every: int = 0
     """also write a checkpoint every N steps and never prune it, whatever keep_last says: the
     checkpoints `gpt2lab timeline` compares (0 = none)"""
+    step_log: bool = False
+    """write steps.jsonl: every step's loss, lr, pre-clip gradient norm and largest attention
+    logit per layer (an extra q·kᵀ per layer and step, without gradients)"""
     max_nonfinite: int = 5
     """stop after this many consecutive non-finite steps"""
     tensorboard: bool = True
@@ -219,6 +222,8 @@ def validate(cfg: TrainConfig) -> None:
         raise GPT2LabError(f"engine must be one of {', '.join(ENGINES)}, got {cfg.engine!r}")
     if cfg.engine == "numpy":
         validate_numpy_engine(cfg)
+    if cfg.step_log and cfg.compile:
+        raise GPT2LabError("--step-log hooks the attention, which --compile would trace; drop one")
     if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
         raise GPT2LabError(f"betas must be in [0, 1), got {cfg.beta1}, {cfg.beta2}")
     if cfg.weight_decay < 0 or cfg.grad_clip < 0:
@@ -241,6 +246,7 @@ def validate_numpy_engine(cfg: TrainConfig) -> None:
     refusals = (
         (cfg.compile, "--compile is for torch modules; the numpy engine has nothing to compile"),
         (cfg.fsdp, "--fsdp shards torch modules; the numpy engine runs in one process"),
+        (cfg.step_log, "--step-log hooks the torch model's attention; the numpy engine has none"),
         (
             cfg.dtype not in (*NUMPY_DTYPES, "auto"),
             f"the numpy engine computes in float32 or float64, not {cfg.dtype}",

@@ -101,6 +101,13 @@ def all_reduce_sum(tensor: torch.Tensor, dist: Dist) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_max(tensor: torch.Tensor, dist: Dist) -> torch.Tensor:
+    """Elementwise max over ranks, in place (identity on one process)."""
+    if dist.enabled:
+        td.all_reduce(tensor, op=td.ReduceOp.MAX)
+    return tensor
+
+
 def barrier(dist: Dist) -> None:
     if dist.enabled:
         td.barrier()

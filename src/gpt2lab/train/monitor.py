@@ -16,6 +16,11 @@ What is measured (all cheap enough to run every few hundred steps; nothing runs 
 
 The activation statistics come from a separate no-grad forward in eval mode on one batch, so
 monitoring never changes the training trajectory.
+
+Every step (`--step-log`, `AttentionLogits`): the largest attention logit of each layer in the
+training forward itself, max over batch, heads and visible (query, key) pairs of q·k·scale —
+the pre-softmax score as the model computes it, 1/sqrt(hs) included or not. Its growth is the
+instability Wortsman et al. (2023) and Dehghani et al. (2023) trace at high learning rates.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
-from gpt2lab.model import GPT
+from gpt2lab.model import GPT, causal_mask
+from gpt2lab.train import distributed as D
 
 BLOCK = re.compile(r"^blocks\.(\d+)\.")
 
@@ -135,6 +141,72 @@ def activation_stats(model: GPT, idx: torch.Tensor) -> dict[str, dict]:
     finally:
         model.train(was_training)
     return {"act": resid, "attn_entropy": entropy, "dead_frac": dead}
+
+
+# ---------------------------------------------------------------------------------------------
+# The largest attention logit, every step
+# ---------------------------------------------------------------------------------------------
+
+
+def max_attention_logit(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
+    """max of q·kᵀ·scale over batch, heads and causally visible (query, key) pairs, as a
+    0-d float32 tensor (no host sync). q (B, nh, T, hs), k (B, nh, S, hs).
+
+    One batch row's (nh, T, S) score matrix at a time, so the extra memory is that of a
+    single row's scores.
+
+    >>> q = torch.tensor([[[[1.0], [2.0]]]]); k = torch.tensor([[[[3.0], [-1.0]]]])
+    >>> float(max_attention_logit(q, k, 0.5))   # visible: 1·3, 2·3, 2·(−1); ×0.5 -> 3
+    3.0
+    """
+    q, k = q.detach().float(), k.detach().float()
+    hidden = ~causal_mask(q.size(-2), k.size(-2), q.device)  # (T, S)
+    rows = [
+        (qb @ kb.transpose(-2, -1)).masked_fill(hidden, -math.inf).amax()  # (nh, T, S) -> ()
+        for qb, kb in zip(q, k)
+    ]
+    return torch.stack(rows).amax() * scale
+
+
+class AttentionLogits:
+    """The largest attention logit of each layer over the forwards run while `armed()`.
+
+    Hooks on each layer's q and k (not on the scores: those would switch the attention off
+    its fused path) recompute the scores' maximum without gradients; the training forward
+    itself is unchanged. `pop(dist)` returns [per layer] (max over ranks too) and resets.
+    """
+
+    def __init__(self, model: GPT) -> None:
+        self.model = model
+        self.scales = [block.attn.scale for block in model.blocks]
+        self.best: list[torch.Tensor | None] = [None] * len(self.scales)
+        self.q: dict[int, torch.Tensor] = {}
+
+    def _on_q(self, q, hook):
+        self.q[int(hook.name.split(".")[1])] = q
+
+    def _on_k(self, k, hook):
+        layer = int(hook.name.split(".")[1])
+        value = max_attention_logit(self.q.pop(layer), k, self.scales[layer])
+        old = self.best[layer]
+        self.best[layer] = value if old is None else torch.maximum(old, value)
+
+    def armed(self):
+        """A context in which every forward of the model updates the maxima."""
+        n = len(self.scales)
+        return self.model.hooks(
+            [
+                ([f"blocks.{i}.attn.hook_q" for i in range(n)], self._on_q),
+                ([f"blocks.{i}.attn.hook_k" for i in range(n)], self._on_k),
+            ]
+        )
+
+    def pop(self, dist: D.Dist) -> list[float]:
+        """[max logit per layer] since the last pop (NaN for a layer no forward reached)."""
+        nan = torch.tensor(math.nan)
+        values = torch.stack([nan if b is None else b.cpu() for b in self.best])  # (n_layer,)
+        self.best = [None] * len(self.scales)
+        return D.all_reduce_max(values.to(dist.device), dist).tolist()
 
 
 # ---------------------------------------------------------------------------------------------

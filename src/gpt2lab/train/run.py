@@ -9,8 +9,8 @@ when missing), the model (seeded so that every rank starts from the same weights
 rank its own dropout stream; or pretrained weights with `init_from`), the standard
 callbacks, SIGINT/SIGTERM answered by a checkpoint (`result.stopped` names the signal), and
 `--resume` (the latest complete checkpoint, refused when there is none; a config that may
-differ only in what does not change the trajectory; metrics.jsonl and samples.txt cut back to
-the checkpoint's step, so that they end up as those of a run never interrupted).
+differ only in what does not change the trajectory; metrics.jsonl, steps.jsonl and samples.txt
+cut back to the checkpoint's step, so that they end up as those of a run never interrupted).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from gpt2lab.train.callbacks import (
     Monitor,
     Progress,
     Samples,
+    StepsFile,
     TensorBoard,
     Timer,
 )
@@ -239,10 +240,14 @@ def samples_until(text: str, step: int) -> str:
 
 
 def cut_back(run_dir: Path, step: int) -> None:
-    """metrics.jsonl and samples.txt as they were when the checkpoint of `step` was written:
+    """metrics.jsonl, steps.jsonl and samples.txt as they were when the checkpoint of `step` was written:
     the resumed run writes the rest again. Both are read (and refused when unreadable)
     before either is rewritten."""
-    files = {"metrics.jsonl": metrics_until, "samples.txt": samples_until}
+    files = {
+        "metrics.jsonl": metrics_until,
+        "steps.jsonl": metrics_until,
+        "samples.txt": samples_until,
+    }
     texts = {n: read_text(run_dir / n) for n in files if (run_dir / n).is_file()}
     for name, text in texts.items():
         atomic_write_text(run_dir / name, files[name](text, step))
@@ -250,6 +255,8 @@ def cut_back(run_dir: Path, step: int) -> None:
 
 def default_callbacks(cfg: TrainConfig, run_dir: Path, data: DataSpec) -> list[Callback]:
     callbacks: list[Callback] = [Timer(), MetricsFile(run_dir / "metrics.jsonl")]
+    if cfg.step_log:
+        callbacks.append(StepsFile(run_dir / "steps.jsonl"))
     if cfg.tensorboard:
         with contextlib.suppress(ImportError):
             callbacks.append(TensorBoard(run_dir / "tensorboard"))

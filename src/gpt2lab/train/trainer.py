@@ -215,6 +215,8 @@ class Trainer:
         self.best_step = -1
         """The step whose evaluation set best_val (-1: none in this process)."""
         self.result = RunResult(run_dir=run_dir)
+        self.attention_logits = monitor.AttentionLogits(self.raw_model) if config.step_log else None
+        """Every step's largest attention logit per layer (`--step-log`), else None."""
         if resume_from is not None:
             self._restore(resume_from)
         self.callbacks = callbacks
@@ -301,7 +303,9 @@ class Trainer:
         )
         batches = [loader.next_batch() for loader in self.train_loaders]
         n_global = self._global_tokens(batches)
-        loss_sum = self.engine.forward_backward(batches, scale=self.dist.world_size / n_global)
+        watch = self.attention_logits.armed() if self.attention_logits else contextlib.nullcontext()
+        with watch:
+            loss_sum = self.engine.forward_backward(batches, scale=self.dist.world_size / n_global)
         norm = self.engine.clip_gradients(cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
         asked = [float(self.stop_reason == reason) for reason in STOP_REASONS]
         agreed = torch.tensor([loss_sum, *asked], dtype=torch.float64)
@@ -313,6 +317,8 @@ class Trainer:
                 break
 
         record = {"step": self.step + 1, "lr": lr, "loss": mean_loss, "grad_norm": norm}
+        if self.attention_logits:
+            record["attn_logit_max"] = self.attention_logits.pop(self.dist)
         if math.isfinite(mean_loss) and math.isfinite(norm):
             self.nonfinite_streak, self.first_nonfinite = 0, None
             self.emit("on_before_optimizer_step")
