@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import permutations
 from pathlib import Path
 from typing import Any
 
@@ -280,8 +281,6 @@ def role_agreement(a: list[list[float]], b: list[list[float]], n_layer: int) -> 
     >>> round(role_agreement(r, r[::-1], 1), 6)   # the same two heads, swapped
     1.0
     """
-    from itertools import permutations
-
     per = len(a) // n_layer
     total = 0.0
     for layer in range(n_layer):

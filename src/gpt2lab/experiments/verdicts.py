@@ -26,12 +26,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gpt2lab.experiments.measures import AttentionStats, Censored, Run
+from gpt2lab.experiments.measures import AttentionStats, Censored, Run, role_agreement
 from gpt2lab.experiments.runner import RunKey, best_of, run_name
 
 LEVEL = 0.95
@@ -492,9 +493,6 @@ def rule_needs_warmup(claim: Claim, ev: Evidence) -> Verdict:
 def rule_unstable_roles(claim: Claim, ev: Evidence) -> Verdict:
     """Head roles agree less across seeds without softmax: reference − variant agreement > 0,
     paired by seed pair (0–1, 0–2, 1–2, …)."""
-    from itertools import combinations
-
-    from gpt2lab.experiments.measures import role_agreement
 
     def agreements(name: str) -> list[float]:
         stats, layers = ev.attention.get(name, []), ev.n_layer.get(name, 1)
