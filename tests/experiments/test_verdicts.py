@@ -55,10 +55,12 @@ def test_lr_sensitivity_is_wortsmans_formula_by_hand():
     # mean(min(loss, 7)) = (4 + 3 + 6 + 7) / 4 = 5.0, best 3.0 -> sensitivity 2.0
     a = arm("v", [3.0], sweep={1e-3: 4.0, 3e-3: 3.0, 1e-2: 6.0, 3e-2: math.inf})
     assert a.lr_sensitivity() == pytest.approx(2.0)
-    assert a.largest_stable_lr() == 1e-2  # 3e-2 diverged; 1e-2 ends below 7.0
-    # a run that ends above its initial loss is not stable either
+    assert a.largest_stable_lr(6.5) == 1e-2  # 3e-2 diverged; 1e-2 ends below 6.5
+    # a run that ends at or above the unigram loss learned only frequencies: not stable
+    assert a.largest_stable_lr(6.0) == 3e-3
     b = arm("v", [3.0], sweep={1e-3: 3.0, 3e-3: 7.5})
-    assert b.largest_stable_lr() == 1e-3
+    assert b.largest_stable_lr(5.8) == 1e-3
+    assert arm("v", [6.0], sweep={1e-3: 6.0}).largest_stable_lr(5.8) is None
     assert b.lr_sensitivity() == pytest.approx((3.0 + 7.0) / 2 - 3.0)
 
 

@@ -77,10 +77,11 @@ class Run:
         """The loss of the first step, taken at the initial weights."""
         return float(self.steps[0]["loss"]) if self.steps else math.nan
 
-    @property
-    def stable(self) -> bool:
-        """Finite to the end, with a final val loss below the loss at initialisation."""
-        return math.isfinite(self.final_val) and self.final_val < self.initial_loss
+    def trains(self, unigram: float) -> bool:
+        """Finite to the end, with a final val loss below `unigram`, the val loss of predicting
+        token frequencies alone: a run stuck on that plateau (post-norm without warmup at a
+        high lr ends at it) has learned nothing a bag of counts would not know."""
+        return math.isfinite(self.final_val) and self.final_val < unigram
 
     def step_values(self, key: str) -> tuple[list[int], list[float]]:
         """(steps, values) of a steps.jsonl field; non-finite values become +inf."""

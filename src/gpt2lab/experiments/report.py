@@ -173,7 +173,7 @@ def change_text(overrides: dict[str, Any]) -> str:
     return ", ".join(text) or "GPT-2 as published"
 
 
-def arm_row(arm: Arm, planned: int) -> ArmRow:
+def arm_row(arm: Arm, planned: int, unigram: float) -> ArmRow:
     sample = arm.runs[0].result.get("sample") if arm.runs else None
     return ArmRow(
         name=arm.name,
@@ -182,7 +182,7 @@ def arm_row(arm: Arm, planned: int) -> ArmRow:
         warmup=arm.warmup,
         sweep={f"{lr:g}": r.final_val for lr, r in sorted(arm.sweep.items())},
         best_lr=arm.best_lr,
-        largest_stable_lr=arm.largest_stable_lr(),
+        largest_stable_lr=arm.largest_stable_lr(unigram),
         lr_sensitivity=arm.lr_sensitivity(),
         runs=len(arm.runs),
         planned=planned,
@@ -280,7 +280,7 @@ def compute(suite_dir: Path, extrapolation_tokens: int | None = None):
     report = Report(
         scale=scale,
         wall_seconds=plan.get("wall_seconds"),
-        arms=[arm_row(a, len(plan["seeds"])) for a in arms.values()],
+        arms=[arm_row(a, len(plan["seeds"]), scale.unigram_loss) for a in arms.values()],
         claims=[claim_record(v, s) for v, s in zip(verdicts, strict)],
         claims_tested=tested,
         bonferroni_level=strict_level,
@@ -585,7 +585,7 @@ def render_markdown(report: Report) -> str:
         "interval lies above 0, **does not hold** if it lies below, **inconclusive** "
         "otherwise (or with one seed). Censored steps-to-target (never reached) give lower "
         "bounds, which can only support a claim. The stability claims are judged on the lr "
-        "sweep: they hold when the variant fails (diverges, or ends above its initial loss) at "
+        "sweep: they hold when the variant fails (diverges, or ends no better than the unigram loss) at "
         "an lr where the reference trains.",
         "",
         f"**{report.claims_tested} claims tested.** Each interval is at {LEVEL:.0%} on its own; "
@@ -640,7 +640,7 @@ def results_markdown(report: Report) -> list[str]:
         "## Results per variant",
         "",
         "Final val loss of seed 0 at each lr of the sweep (diverged: non-finite); the "
-        "largest stable lr (finite and below the initial loss); lr sensitivity (Wortsman et "
+        "largest stable lr (finite and below the unigram loss); lr sensitivity (Wortsman et "
         "al. 2023: mean over the sweep of min(loss, initial loss) − best loss); then, at the "
         "best lr over seeds, val loss, peak pre-clip gradient norm and peak attention logit "
         "(both over every step).",
