@@ -61,6 +61,8 @@ def test_lr_sensitivity_is_wortsmans_formula_by_hand():
     b = arm("v", [3.0], sweep={1e-3: 3.0, 3e-3: 7.5})
     assert b.largest_stable_lr(5.8) == 1e-3
     assert arm("v", [6.0], sweep={1e-3: 6.0}).largest_stable_lr(5.8) is None
+    # a run a few hundredths below the unigram loss is still on the plateau
+    assert arm("v", [5.77], sweep={1e-3: 5.77}).largest_stable_lr(5.8) is None
     assert b.lr_sensitivity() == pytest.approx((3.0 + 7.0) / 2 - 3.0)
 
 

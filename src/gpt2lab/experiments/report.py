@@ -21,6 +21,7 @@ import numpy as np
 from gpt2lab.config import GPTConfig
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.experiments.measures import (
+    PLATEAU_MARGIN,
     attention_stats,
     final_model,
     order_sensitivity,
@@ -31,6 +32,7 @@ from gpt2lab.experiments.runner import SUITE_FILE, write_json
 from gpt2lab.experiments.verdicts import (
     CLAIMS,
     LEVEL,
+    STABLE,
     Arm,
     Evidence,
     Verdict,
@@ -585,7 +587,7 @@ def render_markdown(report: Report) -> str:
         "interval lies above 0, **does not hold** if it lies below, **inconclusive** "
         "otherwise (or with one seed). Censored steps-to-target (never reached) give lower "
         "bounds, which can only support a claim. The stability claims are judged on the lr "
-        "sweep: they hold when the variant fails (diverges, or ends no better than the unigram loss) at "
+        f"sweep: they hold when the variant fails (diverges, or ends less than {PLATEAU_MARGIN:g} below the unigram loss) at "
         "an lr where the reference trains.",
         "",
         f"**{report.claims_tested} claims tested.** Each interval is at {LEVEL:.0%} on its own; "
@@ -640,7 +642,7 @@ def results_markdown(report: Report) -> list[str]:
         "## Results per variant",
         "",
         "Final val loss of seed 0 at each lr of the sweep (diverged: non-finite); the "
-        "largest stable lr (finite and below the unigram loss); lr sensitivity (Wortsman et "
+        f"largest stable lr ({STABLE}); lr sensitivity (Wortsman et "
         "al. 2023: mean over the sweep of min(loss, initial loss) − best loss); then, at the "
         "best lr over seeds, val loss, peak pre-clip gradient norm and peak attention logit "
         "(both over every step).",

@@ -32,10 +32,18 @@ from typing import Any
 
 import numpy as np
 
-from gpt2lab.experiments.measures import AttentionStats, Censored, Run, role_agreement
+from gpt2lab.experiments.measures import (
+    PLATEAU_MARGIN,
+    AttentionStats,
+    Censored,
+    Run,
+    role_agreement,
+)
 from gpt2lab.experiments.runner import RunKey, best_of, run_name
 
 LEVEL = 0.95
+STABLE = f"stable = finite and at least {PLATEAU_MARGIN:g} below the unigram loss"
+"""How the stability rules read a run (`Run.trains`), in the report's words."""
 """Confidence level of every interval (two-sided)."""
 TARGET_SLACK = 0.10
 """'Steps to target': steps to reach the reference's mean final val loss plus 10%."""
@@ -159,8 +167,8 @@ class Arm:
         return [r.final_val for r in self.runs]
 
     def largest_stable_lr(self, unigram: float) -> float | None:
-        """The largest lr of the sweep whose run is stable: finite, and below the unigram
-        loss (`Run.trains`)."""
+        """The largest lr of the sweep whose run is stable: finite, and clearly below the
+        unigram loss (`Run.trains`)."""
         return max((lr for lr, r in self.sweep.items() if r.trains(unigram)), default=None)
 
     def lr_sensitivity(self) -> float:
@@ -457,7 +465,7 @@ def rule_unstable(claim: Claim, ev: Evidence) -> Verdict:
     return Verdict(
         claim,
         verdict,
-        "largest stable lr of the sweep (seed 0; stable = finite and below the unigram loss)",
+        f"largest stable lr of the sweep (seed 0; {STABLE})",
         text,
         iv,
         change,
@@ -512,7 +520,7 @@ def rule_needs_warmup(claim: Claim, ev: Evidence) -> Verdict:
         claim,
         verdict,
         "lrs of the grid that removing the warmup takes off the stable range, post-norm vs "
-        "pre-norm (seed 0 sweeps; stable = finite and below the unigram loss)",
+        f"pre-norm (seed 0 sweeps; {STABLE})",
         text,
         iv,
         change,
