@@ -240,9 +240,7 @@ def compared_text(claim) -> str:
 
 
 def claim_record(v: Verdict, strict: Verdict) -> ClaimRecord:
-    figures = FIGURES_OF_KIND.get(v.claim.kind, [])
-    if v.claim.variant in ("no_pos", "sinusoidal"):
-        figures = [*figures, "extrapolation"]
+    figures = list(v.claim.figures) or FIGURES_OF_KIND.get(v.claim.kind, [])
     return ClaimRecord(
         claim=v.claim.text,
         variant=v.claim.variant,

@@ -216,6 +216,8 @@ class Claim:
     """needs_warmup: the (no-warmup, warmup) pair that should NOT need it (pre-norm)."""
     extras: tuple[str, ...] = ()
     """Measures reported besides the rule's (keys of EXTRAS)."""
+    figures: tuple[str, ...] = ()
+    """The report's pictures of this claim (default: those of its kind)."""
 
 
 CLAIMS = (
@@ -232,8 +234,14 @@ CLAIMS = (
         "no_pos",
         "higher_loss",
         extras=("word_order",),
+        figures=("loss", "lr", "extrapolation"),
     ),
-    Claim("learned positions converge faster than sinusoidal", "sinusoidal", "slower"),
+    Claim(
+        "learned positions converge faster than sinusoidal",
+        "sinusoidal",
+        "slower",
+        figures=("loss", "extrapolation"),
+    ),
     Claim("ReLU trains slower than GELU", "relu", "slower", extras=("roughness", "unigram_share")),
     Claim("sigmoid barely learns", "sigmoid", "barely_learns"),
     Claim("pre-norm beats post-norm", "post_norm", "higher_loss"),
@@ -243,6 +251,7 @@ CLAIMS = (
         "post_norm_no_warmup",
         "unstable",
         "post_norm",
+        figures=("warmup", "stability"),
     ),
     Claim(
         "post-norm needs learning-rate warmup more than pre-norm does (Xiong et al. 2020)",
@@ -256,6 +265,7 @@ CLAIMS = (
         "deep_post_norm_no_warmup",
         "unstable",
         "deep_post_norm",
+        figures=("warmup", "stability"),
     ),
     Claim("GPT-2's 1/sqrt(2N) residual scaling converges faster", "no_residual_scaling", "slower"),
     Claim(
