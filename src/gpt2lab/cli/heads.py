@@ -29,7 +29,11 @@ def register(subparsers) -> None:
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--texts", help="score on this text file (paragraphs split on blank lines)")
     p.add_argument(
-        "--probes", type=int, default=200, help="stories probe examples when no --texts (200)"
+        "--probes",
+        type=int,
+        default=200,
+        help="stories probe examples: the texts when no --texts, and the pronoun probes of "
+        "the behaviours either way (200)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the probe examples (default 0)")
     p.add_argument(
