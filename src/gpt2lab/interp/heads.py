@@ -1,6 +1,6 @@
 """Head-role scores: what each attention head looks at, as one number per (layer, head).
 
-One file (about 570 lines) on purpose: every score, its detection pattern, the role rules that
+One file (about 600 lines) on purpose: every score, its detection pattern, the role rules that
 read them and the one forward pass that computes them all share the definitions below.
 
 Conventions follow the field (TransformerLens `head_detector.py`; see shared HEAD_METRICS.md).

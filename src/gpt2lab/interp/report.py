@@ -9,6 +9,9 @@ Given a `behaviours.BehaviourSet`, it also measures what the roles are *for* (bi
 continuation loss, the two half losses of repeated tokens, pronoun-probe accuracy) and checks
 that zero-ablating each labelled head hurts its own behaviour more than any other head does.
 
+About 470 lines for two reports; the inspect folder (below) is the natural cut into its own
+module if either grows.
+
 `inspect_text` writes, for one text: attention heatmaps, a head view (HTML), a logit-lens
 table and the heads that contributed most at every position (inspect.md + inspect.json).
 """
