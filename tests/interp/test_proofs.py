@@ -19,7 +19,7 @@ import time
 import torch
 
 from gpt2lab.config import GPTConfig
-from gpt2lab.data.synthetic import TrigramLanguage, repeated_segments
+from gpt2lab.data.synthetic import TrigramLanguage
 from gpt2lab.interp.heads import (
     InductionSpec,
     TextSet,
@@ -30,7 +30,7 @@ from gpt2lab.interp.heads import (
 from gpt2lab.interp.report import build_heads_report, write_heads_report
 from gpt2lab.model import GPT
 
-from .training import train_lm
+from .training import COPYING, copying_model, train_lm
 
 
 def test_previous_token_head_forms_when_the_next_token_needs_the_previous_one(tmp_path):
@@ -64,21 +64,9 @@ def test_previous_token_head_forms_when_the_next_token_needs_the_previous_one(tm
 
 def test_induction_head_forms_in_layer_2_not_layer_1():
     start = time.perf_counter()
-    # No LayerNorm and PyTorch's default init (larger weights): the same circuit forms, but
-    # the plateau before it is a few hundred steps instead of thousands on a CPU.
-    config = GPTConfig(
-        vocab_size=64,
-        block_size=32,
-        n_layer=2,
-        n_head=2,
-        n_embd=64,
-        norm_placement="none",
-        init="torch_default",
-    )
-    torch.manual_seed(0)
-    model = GPT(config)
-    before, _ = induction_scores(model, InductionSpec(rep_len=12, n_seqs=32, seed=1))
-    losses = train_lm(model, repeated_segments(16, 32, 64, (4, 12)), steps=600, lr=1e-2)
+    torch.manual_seed(0)  # the initial weights of copying_model()
+    before, _ = induction_scores(GPT(COPYING), InductionSpec(rep_len=12, n_seqs=32, seed=1))
+    model, losses = copying_model()
     scores, loss = induction_scores(model, InductionSpec(rep_len=12, n_seqs=32, seed=1))
     print(
         f"induction scores {scores.tolist()}, loss {loss:.3f}, {time.perf_counter() - start:.1f}s"

@@ -7,9 +7,27 @@ heads have had a chance to specialise.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
+
+from gpt2lab.config import GPTConfig
+from gpt2lab.data.synthetic import repeated_segments
+from gpt2lab.model import GPT
+
+COPYING = GPTConfig(
+    vocab_size=64,
+    block_size=32,
+    n_layer=2,
+    n_head=2,
+    n_embd=64,
+    norm_placement="none",
+    init="torch_default",
+)
+"""The copying model's shape. No LayerNorm and PyTorch's default init (larger weights): the
+induction circuit forms as with GPT-2's switches, but the plateau before it is a few hundred
+steps instead of thousands on a CPU."""
 
 
 def train_lm(
@@ -45,3 +63,14 @@ def train_lm(
     model.eval()
     torch.set_num_threads(threads)
     return losses
+
+
+@functools.cache
+def copying_model() -> tuple[GPT, list[float]]:
+    """A 2-layer COPYING model trained 600 steps on `repeated_segments` (seed 0, init from
+    torch.manual_seed(0)), and its losses; trained once per session and shared, so callers
+    must not change it (hooks are fine)."""
+    torch.manual_seed(0)
+    model = GPT(COPYING)
+    losses = train_lm(model, repeated_segments(16, 32, 64, (4, 12)), steps=600, lr=1e-2)
+    return model, losses

@@ -1,6 +1,6 @@
 """Head-role scores: what each attention head looks at, as one number per (layer, head).
 
-One file (about 570 lines) on purpose: every score, its detection pattern, the role rules that
+One file (about 600 lines) on purpose: every score, its detection pattern, the role rules that
 read them and the one forward pass that computes them all share the definitions below.
 
 Conventions follow the field (TransformerLens `head_detector.py`; see shared HEAD_METRICS.md).
@@ -324,6 +324,12 @@ class InductionSpec:
         return torch.cat([half, half], dim=1)
 
 
+def default_induction(block_size: int) -> InductionSpec:
+    """The induction sequences of the heads report: 20 random tokens twice, or fewer when the
+    context is shorter than 40 (block_size 32 -> 16 tokens twice)."""
+    return InductionSpec(rep_len=min(20, block_size // 2))
+
+
 SCORE_NAMES = (
     "previous_token",
     "first_token",
@@ -420,12 +426,25 @@ def induction_scores(model, spec: InductionSpec) -> tuple[torch.Tensor, float]:
         [cache[f"blocks.{i}.attn.hook_pattern"] for i in range(len(model.blocks))], 1
     )  # (B, L, nh, T, T)
     scores = induction_stripe_score(patterns, spec.rep_len).mean(0).cpu()  # (L, nh)
-    L = spec.rep_len
-    logits = cache["hook_logits"][:, L : 2 * L - 1]  # predictions of tokens L+1 .. 2L-1
-    loss = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(), idx[:, L + 1 :].reshape(-1)
-    )
-    return scores, float(loss)
+    _, loss = half_losses(cache["hook_logits"], idx, spec.rep_len)
+    return scores, loss
+
+
+def half_losses(logits: torch.Tensor, idx: torch.Tensor, rep_len: int) -> tuple[float, float]:
+    """Mean cross-entropy on each half of sequences that repeat: (first, repeated).
+
+    idx (B, 2L) holds L random tokens and then the same L again; logits (B, 2L, V) are the
+    model's predictions on it. first: predicting tokens 1 .. L−1 (nothing to copy yet, so
+    about log V for a model that knows no better); repeated: tokens L+1 .. 2L−1, each seen
+    L positions earlier. Token 0 and token L (the second repeat's first) are unpredictable
+    from what precedes them, so neither half counts them. L = 3, idx [a b c a b c]: first
+    scores b, c; repeated scores b, c again, this time after their first appearance.
+    """
+    L = rep_len
+    losses = torch.nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2).float(), idx[:, 1:], reduction="none"
+    )  # (B, 2L − 1): column t is the loss of predicting token t + 1
+    return float(losses[:, : L - 1].mean()), float(losses[:, L:].mean())
 
 
 def compute_head_scores(
@@ -461,7 +480,7 @@ def compute_head_scores(
                 mass, hits = mass + m, hits + h
         n_texts = sum(1 for t in texts.tokens if t)
         grids = {name: (total / n_texts).numpy() for name, total in sums.items()}
-        spec = induction or InductionSpec(rep_len=min(20, model.config.block_size // 2))
+        spec = induction or default_induction(model.config.block_size)
         induction_grid, induction_loss = induction_scores(model, spec)
         grids["induction"] = induction_grid.numpy()
         if texts.n_pairs:

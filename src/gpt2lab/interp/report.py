@@ -3,7 +3,14 @@
 `heads_report` scores every head on a text set, classifies roles, measures ablation effects,
 collects the strongest examples of each role, and writes:
 
-    report.md  scores.json  grid_<score>.png  ablation_<method>.png
+    report.md  scores.json  grid_<score>.png  ablation_<method>.png  behaviours_ablation.png
+
+Given a `behaviours.BehaviourSet`, it also measures what the roles are *for* (bigram
+continuation loss, the two half losses of repeated tokens, pronoun-probe accuracy) and checks
+that zero-ablating each labelled head hurts its own behaviour more than any other head does.
+
+About 470 lines for two reports; the inspect folder (below) is the natural cut into its own
+module if either grows.
 
 `inspect_text` writes, for one text: attention heatmaps, a head view (HTML), a logit-lens
 table and the heads that contributed most at every position (inspect.md + inspect.json).
@@ -21,6 +28,13 @@ import torch
 from tqdm.auto import tqdm
 
 from gpt2lab.interp import attribution as attr
+from gpt2lab.interp.behaviours import (
+    BEHAVIOURS,
+    LOWER_IS_BETTER,
+    BehaviourSet,
+    Specificity,
+    ablation_specificity,
+)
 from gpt2lab.interp.heads import (
     ROLE_RULES,
     HeadRole,
@@ -143,6 +157,7 @@ class HeadsReport:
     examples: dict[str, list[Example]]  # "layer.head role" -> examples
     ablation: attr.AblationEffects | None
     best_coreference: dict | None
+    specificity: Specificity | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -152,6 +167,7 @@ class HeadsReport:
             "examples": {k: [e.to_dict() for e in v] for k, v in self.examples.items()},
             "ablation": self.ablation.to_dict() if self.ablation else None,
             "best_coreference": self.best_coreference,
+            "behaviours": self.specificity.to_dict() if self.specificity else None,
         }
 
 
@@ -178,8 +194,10 @@ def build_heads_report(
     ablation: str = "zero",
     n_examples: int = 5,
     progress: bool = True,
+    behaviours: BehaviourSet | None = None,
 ) -> HeadsReport:
-    """Scores, roles, role examples and (unless ablation='none') per-head Δloss."""
+    """Scores, roles, role examples and, unless ablation='none', per-head Δloss and (given
+    `behaviours`) the behaviours with the ablation-specificity check."""
     scores = compute_head_scores(model, texts, progress=progress)
     roles = classify_heads(scores, mean_uniform_distance=uniform_distance(texts))
     device = device_of(model)
@@ -197,7 +215,10 @@ def build_heads_report(
     if ablation != "none":
         means = head_means(model, texts.tokens) if ablation == "mean" else None
         effects = attr.head_ablation_effects(model, texts.tokens, ablation, means, progress)
-    return HeadsReport(scores, roles, examples, effects, best_coreference_head(scores))
+    specificity = None
+    if behaviours is not None and ablation != "none":
+        specificity = ablation_specificity(model, behaviours, roles, progress)
+    return HeadsReport(scores, roles, examples, effects, best_coreference_head(scores), specificity)
 
 
 def write_heads_report(report: HeadsReport, out: Path, model_name: str) -> Path:
@@ -215,6 +236,11 @@ def write_heads_report(report: HeadsReport, out: Path, model_name: str) -> Path:
         fig = layer_head_grid(report.ablation.delta, title, label="Δloss", diverging=True)
         images["ablation"] = f"ablation_{report.ablation.method}.png"
         fig.savefig(out / images["ablation"], dpi=110)
+    if report.specificity is not None:
+        images["behaviours"] = "behaviours_ablation.png"
+        behaviours_figure(report.specificity, report.roles).savefig(
+            out / images["behaviours"], dpi=110
+        )
     (out / "scores.json").write_text(json.dumps(report.to_dict(), indent=1) + "\n", "utf-8")
     path = out / "report.md"
     path.write_text(heads_markdown(report, model_name, images), encoding="utf-8")
@@ -273,6 +299,8 @@ def heads_markdown(report: HeadsReport, model_name: str, images: dict[str, str])
             "",
             f"![ablation]({images['ablation']})",
         ]
+    if report.specificity is not None:
+        lines += behaviours_markdown(report.specificity, report.roles, images["behaviours"])
     lines += ["", "## Score grids", ""]
     lines += [f"### {GRID_TITLES.get(n, n)}\n\n![{n}]({images[n]})\n" for n in s.grids]
     lines += ["## Top examples of each role", ""]
@@ -283,6 +311,72 @@ def heads_markdown(report: HeadsReport, model_name: str, images: dict[str, str])
         lines += ["", f"### layer {layer}, head {h}: {role}", ""]
         lines += [f"- `{e.context}` — weight {e.weight:.2f}" for e in examples] or ["- (none)"]
     return "\n".join(lines) + "\n"
+
+
+def head_name(head: tuple[int, int], roles: Sequence[HeadRole] = ()) -> str:
+    """'L1H0', with the head's role labels when it has any: 'L1H0 (induction)'."""
+    labels = [r.role for r in roles if (r.layer, r.head) == tuple(head)]
+    return f"L{head[0]}H{head[1]}" + (f" ({', '.join(labels)})" if labels else "")
+
+
+def behaviours_figure(spec: Specificity, roles: Sequence[HeadRole]):
+    """The heads × behaviours Δ grid of a specificity check."""
+    from gpt2lab.plots.behaviours import behaviour_harm_grid
+
+    names = list(spec.delta)
+    n_layer, n_head = spec.delta[names[0]].shape
+    delta = np.stack([spec.delta[n].ravel() for n in names], axis=1)  # (n_layer·n_head, n_b)
+    heads = [head_name((layer, head), roles) for layer in range(n_layer) for head in range(n_head)]
+    return behaviour_harm_grid(
+        delta,
+        [n in LOWER_IS_BETTER for n in names],
+        heads,
+        [BEHAVIOURS[n] for n in names],
+        "Δ behaviour when each head is zero-ablated (red = worse)",
+    )
+
+
+def behaviours_markdown(spec: Specificity, roles: Sequence[HeadRole], image: str) -> list[str]:
+    """The 'Behaviours' and 'Ablation specificity' sections of report.md."""
+    clean = spec.clean
+    inputs = {
+        "bigram_loss": f"{spec.n_bigram_targets} tokens after a non-initial word piece",
+        "first_half_loss": f"random tokens, first copy of {spec.rep_len}",
+        "repeated_half_loss": f"the same {spec.rep_len} tokens again",
+        "pronoun_accuracy": f"{spec.n_contrasts} coreference probes cut after the pronoun: "
+        "antecedent's name above the distractor's",
+        "pronoun_margin": "mean logit(antecedent) − logit(distractor) on the same probes",
+    }
+    lines = ["", "## Behaviours", "", "| behaviour | value | measured on |", "|---|---:|---|"]
+    for name, value in clean.items():
+        shown = f"{value:.1%}" if name == "pronoun_accuracy" else f"{value:.3f}"
+        lines.append(f"| {BEHAVIOURS[name]} | {shown} | {inputs[name]} |")
+    missing = [BEHAVIOURS[n] for n in BEHAVIOURS if n not in clean]
+    if missing:
+        lines += ["", f"Not measured (no inputs): {', '.join(missing)}."]
+    lines += [
+        "",
+        "## Ablation specificity",
+        "",
+        "Each head zero-ablated in turn; Δ = ablated − clean. A check *holds* when the head "
+        "whose removal hurts the role's behaviour most is labelled with the role, and it hurts "
+        "it strictly more than every head without that label.",
+        "",
+        "| role | labelled | behaviour | most hurt by (Δ) | most hurt by an unlabelled head (Δ) "
+        "| verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for c in spec.checks:
+        labelled = ", ".join(head_name(h) for h in c.labelled) or "—"
+        top = f"{head_name(c.most_hurt, roles)} ({c.most_hurt_delta:+.3f})" if c.most_hurt else "—"
+        runner = (
+            f"{head_name(c.runner_up, roles)} ({c.runner_up_delta:+.3f})" if c.runner_up else "—"
+        )
+        lines.append(
+            f"| {c.role} | {labelled} | {BEHAVIOURS[c.behaviour]} | {top} | {runner} "
+            f"| **{c.verdict}** |"
+        )
+    return lines + ["", f"![behaviours under ablation]({image})"]
 
 
 # ---------------------------------------------------------------------------------------------

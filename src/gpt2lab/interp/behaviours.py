@@ -1,0 +1,317 @@
+"""Behaviours: what each head role is *for*, one number each, and the ablation-specificity check.
+
+A role label says where a head looks (`heads.classify_heads`); a behaviour says what the model
+does with it. Each behaviour is one number on fixed inputs (`BehaviourSet`):
+
+- **bigram continuation loss** (previous-token): the mean cross-entropy of predicting token j
+  at the positions where token j − 1 is a non-initial piece of a word, i.e. continues the word
+  of token j − 2 ('armen' after 'C' in 'C|armen| and'). That piece alone does not say which
+  word it belongs to (' s' ends 'aunts' and 'rings'); the piece before it does, and a
+  previous-token head is how position j − 1 learns it. Measured on the heads report's texts;
+  a piece *continues* a word when its text starts with a letter and the token before it
+  ends with one (no space or punctuation between them).
+- **first-half loss** and **repeated-half loss** (induction): random tokens repeated twice
+  (`heads.InductionSpec`, `heads.half_losses`); an induction head makes the second far lower.
+- **pronoun-probe accuracy** (coreference): the `stories` coreference probes cut right after
+  the pronoun ('Rob and Jane swung to the shallow zoo. Jane lent a narrow sunhat by the warm
+  jungle. She gave him'), and the share of probes whose next-token logit of the antecedent's
+  name (' Rob') is above the distractor's (' Jane'); the mean logit difference of the two is
+  the **pronoun margin**. Both names come from the probe's annotations, each as the first
+  token of ' ' + name (the form a name takes inside a sentence), so neither is favoured by
+  its spelling at the start of the text. A name rarely *follows* a pronoun: this measures
+  which of the two characters the model's state after the pronoun points to, not a fluent
+  continuation. The probes always mention the distractor last, so copying the nearest name
+  scores 0.
+
+`ablation_specificity` zero-ablates every head in turn (`interventions.zero_ablate_head`),
+measures every behaviour, and checks, for each labelled role, that the head whose removal
+hurts the role's behaviour most is one labelled with that role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gpt2lab.interp.attribution import padded_batch
+from gpt2lab.interp.heads import HeadRole, InductionSpec, TextSet, check_fits, half_losses
+from gpt2lab.interp.interventions import Hooks, zero_ablate_head
+from gpt2lab.model import device_of, eval_mode
+
+BEHAVIOURS = {
+    "bigram_loss": "bigram continuation loss",
+    "first_half_loss": "first-half loss",
+    "repeated_half_loss": "repeated-half loss",
+    "pronoun_accuracy": "pronoun-probe accuracy",
+    "pronoun_margin": "pronoun margin (logit)",
+}
+"""Every number `measure_behaviours` returns, with its title."""
+
+LOWER_IS_BETTER = {"bigram_loss", "first_half_loss", "repeated_half_loss"}
+"""Losses: ablation hurts them by raising them. The pronoun scores are hurt by falling."""
+
+ROLE_BEHAVIOURS = {
+    "previous-token": "bigram_loss",
+    "induction": "repeated_half_loss",
+    "coreference": "pronoun_accuracy",
+}
+"""The behaviour each role is checked against."""
+
+TIE_BREAK = {"pronoun_accuracy": "pronoun_margin"}
+"""Accuracy moves in steps of 1/n: heads that change it equally are ranked by the margin."""
+
+# ---------------------------------------------------------------------------------------------
+# 1. Inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def continues_word(strings: Sequence[str], j: int) -> bool:
+    """Token j continues the word of token j − 1: j ≥ 1, its text starts with a letter and
+    the token before ends with one. ['C', 'armen', ' and'] -> only j = 1."""
+    return j >= 1 and strings[j][:1].isalpha() and strings[j - 1][-1:].isalpha()
+
+
+def bigram_targets(strings: Sequence[str]) -> list[int]:
+    """Positions j whose previous token j − 1 continues a word (see the module docstring).
+
+    ['C', 'armen', ' and', ' S', 't', 'eve'] -> [2, 5]: ' and' after 'armen' (of 'Carmen'),
+    'eve' after 't' (of ' Steve').
+    """
+    return [j for j in range(2, len(strings)) if continues_word(strings, j - 1)]
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A two-choice next-token probe: after `tokens`, `right` should score above `wrong`."""
+
+    tokens: list[int]
+    right: int
+    wrong: int
+
+
+def pronoun_contrasts(
+    tokenizer, n: int = 200, seed: int = 0, max_tokens: int | None = None
+) -> list[Contrast]:
+    """The coreference probes among `stories.probe_examples(n, seed)` as contrasts: the text
+    up to and including the pronoun, the first token of ' ' + antecedent name (right) and of
+    ' ' + distractor name (wrong). Probes whose names share that token, or longer than
+    `max_tokens`, are left out."""
+    from gpt2lab.data.stories import probe_examples
+
+    contrasts = []
+    for record in probe_examples(n, seed=seed, tokenizer=tokenizer):
+        if record["kind"] != "coreference":
+            continue
+        tokens = record["ids"][: record["pronoun"]["token_end"]]
+        right = tokenizer.encode(" " + record["antecedent"]["text"])[0]
+        wrong = tokenizer.encode(" " + record["distractor"]["text"])[0]
+        if right != wrong and (max_tokens is None or len(tokens) <= max_tokens):
+            contrasts.append(Contrast(tokens, right, wrong))
+    return contrasts
+
+
+@dataclass
+class BehaviourSet:
+    """The fixed inputs of every behaviour: texts (bigram continuation loss), repeated random
+    tokens (the two half losses) and pronoun contrasts (accuracy and margin)."""
+
+    texts: TextSet
+    induction: InductionSpec
+    contrasts: list[Contrast] = field(default_factory=list)
+
+    @property
+    def n_bigram_targets(self) -> int:
+        return sum(len(bigram_targets(s)) for s in self.texts.strings)
+
+
+def bigram_batch(texts: TextSet, device=None):
+    """A `padded_batch` of the texts that have bigram targets, every other target set to −1
+    (ignored by the loss); None when no text has one."""
+    chosen = [(t, s) for t, s in zip(texts.tokens, texts.strings) if bigram_targets(s)]
+    if not chosen:
+        return None
+    idx, mask, targets = padded_batch([t for t, _ in chosen])
+    keep = torch.zeros_like(targets, dtype=torch.bool)  # (B, T)
+    for b, (tokens, strings) in enumerate(chosen):
+        start = targets.shape[1] - (len(tokens) - 1)  # column of the target token 1
+        keep[b, [start + j - 1 for j in bigram_targets(strings)]] = True
+    return idx.to(device), mask.to(device), targets.masked_fill(~keep, -1).to(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Measuring
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def measure_behaviours(model, behaviours: BehaviourSet, hooks: Hooks = ()) -> dict[str, float]:
+    """Every behaviour of `model` with `hooks` applied: {name in BEHAVIOURS: value}.
+
+    Three forwards: the bigram texts (left out when none has a target), the repeated
+    sequences, and the contrasts (left out when there are none).
+    """
+    check_fits(model, 2 * behaviours.induction.rep_len)
+    device = device_of(model)
+    values: dict[str, float] = {}
+    with eval_mode(model), model.hooks(list(hooks)):
+        batch = bigram_batch(behaviours.texts, device)
+        if batch is not None:
+            idx, mask, targets = batch
+            _, loss = model(idx, targets, attention_mask=mask)
+            values["bigram_loss"] = float(loss)
+        idx = behaviours.induction.sequences(model.config.vocab_size).to(device)  # (B, 2L)
+        logits, _ = model(idx)
+        first, repeated = half_losses(logits, idx, behaviours.induction.rep_len)
+        values["first_half_loss"], values["repeated_half_loss"] = first, repeated
+        if behaviours.contrasts:
+            values.update(contrast_scores(model, behaviours.contrasts))
+    return values
+
+
+def contrast_scores(model, contrasts: Sequence[Contrast]) -> dict[str, float]:
+    """pronoun_accuracy: share of contrasts with logit(right) > logit(wrong) after the
+    tokens; pronoun_margin: the mean of logit(right) − logit(wrong) (= the log-probability
+    difference, as both share the softmax's normaliser)."""
+    device = device_of(model)
+    # a dummy last token makes padded_batch's inputs exactly each contrast's tokens,
+    # left-padded, so column −1 holds every contrast's last token
+    idx, mask, _ = padded_batch([c.tokens + [0] for c in contrasts], device)
+    logits, _ = model(idx, attention_mask=mask)
+    last = logits[:, -1].float()  # (n, V)
+    rows = torch.arange(len(contrasts), device=device)
+    right = torch.tensor([c.right for c in contrasts], device=device)
+    wrong = torch.tensor([c.wrong for c in contrasts], device=device)
+    gap = last[rows, right] - last[rows, wrong]  # (n,)
+    return {
+        "pronoun_accuracy": float((gap > 0).float().mean()),
+        "pronoun_margin": float(gap.mean()),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Which head does each behaviour need?
+# ---------------------------------------------------------------------------------------------
+
+
+def harm(behaviour: str, delta: np.ndarray) -> np.ndarray:
+    """How much ablation hurt a behaviour, positive = worse: a loss's rise, a score's fall."""
+    return delta if behaviour in LOWER_IS_BETTER else -delta
+
+
+@dataclass
+class RoleCheck:
+    """One role's specificity check.
+
+    verdict: 'holds' (the head whose ablation hurts `behaviour` most is labelled `role`, its
+    harm is positive and strictly above every unlabelled head's), 'fails', 'no head
+    labelled', or 'not measured' (the behaviour had no inputs).
+    most_hurt: the (layer, head) whose ablation hurts the behaviour most, and its Δ
+    (ablated − clean); runner_up: the most harmful head *not* labelled with the role.
+    """
+
+    role: str
+    behaviour: str
+    labelled: list[tuple[int, int]]
+    verdict: str
+    most_hurt: tuple[int, int] | None = None
+    most_hurt_delta: float | None = None
+    runner_up: tuple[int, int] | None = None
+    runner_up_delta: float | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            **self.__dict__,
+            "labelled": [list(h) for h in self.labelled],
+            "most_hurt": list(self.most_hurt) if self.most_hurt else None,
+            "runner_up": list(self.runner_up) if self.runner_up else None,
+        }
+
+
+@dataclass
+class Specificity:
+    """Clean behaviours, each behaviour's Δ grid (ablated − clean, (n_layer, n_head)), and
+    one check per role of ROLE_BEHAVIOURS."""
+
+    clean: dict[str, float]
+    delta: dict[str, np.ndarray]
+    checks: list[RoleCheck]
+    n_bigram_targets: int = 0
+    n_contrasts: int = 0
+    rep_len: int = 0
+
+    def to_dict(self) -> dict:
+        return {
+            "clean": self.clean,
+            "delta": {k: np.round(v, 6).tolist() for k, v in self.delta.items()},
+            "checks": [c.to_dict() for c in self.checks],
+            "n_bigram_targets": self.n_bigram_targets,
+            "n_contrasts": self.n_contrasts,
+            "rep_len": self.rep_len,
+        }
+
+
+def check_role(
+    role: str, behaviour: str, labelled: list[tuple[int, int]], delta: dict[str, np.ndarray]
+) -> RoleCheck:
+    """The verdict for one role (see RoleCheck). Heads are ranked by their harm to
+    `behaviour`, ties broken by the harm to TIE_BREAK's behaviour; the most harmful head is
+    named even when no head carries the role."""
+    if behaviour not in delta:
+        return RoleCheck(role, behaviour, labelled, "not measured")
+    primary = harm(behaviour, delta[behaviour])  # (n_layer, n_head)
+    extra = TIE_BREAK.get(behaviour)
+    secondary = harm(extra, delta[extra]) if extra in delta else np.zeros_like(primary)
+
+    def key(head: tuple[int, int]) -> tuple[float, float]:
+        return float(primary[head]), float(secondary[head])
+
+    ranked = sorted(np.ndindex(primary.shape), key=key, reverse=True)
+    top = ranked[0]
+    runner = next((h for h in ranked if h not in labelled), None)
+    holds = top in labelled and key(top)[0] > 0 and (runner is None or key(top) > key(runner))
+    return RoleCheck(
+        role,
+        behaviour,
+        labelled,
+        "no head labelled" if not labelled else "holds" if holds else "fails",
+        top,
+        float(delta[behaviour][top]),
+        runner,
+        float(delta[behaviour][runner]) if runner else None,
+    )
+
+
+def ablation_specificity(
+    model, behaviours: BehaviourSet, roles: Sequence[HeadRole], progress: bool = True
+) -> Specificity:
+    """Zero-ablate each head in turn (n_layer · n_head × 3 forwards over the fixed inputs),
+    measure every behaviour, and check each role of ROLE_BEHAVIOURS against its behaviour."""
+    clean = measure_behaviours(model, behaviours)
+    n_layer, n_head = model.config.n_layer, model.config.n_head
+    delta = {name: np.zeros((n_layer, n_head)) for name in clean}
+    heads = [(layer, head) for layer in range(n_layer) for head in range(n_head)]
+    for layer, head in tqdm(heads, desc="behaviours under ablation", disable=not progress):
+        ablated = measure_behaviours(model, behaviours, zero_ablate_head(model, layer, head))
+        for name, value in ablated.items():
+            delta[name][layer, head] = value - clean[name]
+    checks = [
+        check_role(
+            role,
+            behaviour,
+            sorted({(r.layer, r.head) for r in roles if r.role == role}),
+            delta,
+        )
+        for role, behaviour in ROLE_BEHAVIOURS.items()
+    ]
+    return Specificity(
+        clean,
+        delta,
+        checks,
+        n_bigram_targets=behaviours.n_bigram_targets,
+        n_contrasts=len(behaviours.contrasts),
+        rep_len=behaviours.induction.rep_len,
+    )
