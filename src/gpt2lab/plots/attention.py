@@ -100,6 +100,20 @@ def layer_heads_grid(patterns: np.ndarray, tokens: Sequence[str], layer: int) ->
     return fig
 
 
+def annotate_cells(ax, values: np.ndarray, fmt: str, light: np.ndarray) -> None:
+    """Write each value of a (rows, columns) heatmap in its cell, white where `light`."""
+    for (row, column), value in np.ndenumerate(values):
+        ax.text(
+            column,
+            row,
+            format(value, fmt),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if light[row, column] else "black",
+        )
+
+
 def layer_head_grid(
     grid: np.ndarray,
     title: str,
@@ -133,18 +147,8 @@ def layer_head_grid(
     ax.set_title(title)
     if n_head <= 16 and n_layer <= 24:
         lo, hi = image.get_clim()
-        for (layer, head), value in np.ndenumerate(grid):
-            dark = (value - lo) / max(hi - lo, 1e-12)
-            light_text = dark > 0.6 if not diverging else abs(dark - 0.5) > 0.3
-            ax.text(
-                head,
-                layer,
-                f"{value:.2f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if light_text else "black",
-            )
+        dark = (grid - lo) / max(hi - lo, 1e-12)
+        annotate_cells(ax, grid, ".2f", dark > 0.6 if not diverging else abs(dark - 0.5) > 0.3)
     fig.colorbar(image, ax=ax, label=label)
     return fig
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from gpt2lab.plots.attention import annotate_cells
+
 ANNOTATE_MAX_ROWS = 48  # beyond this many heads the numbers would not be readable
 
 
@@ -44,16 +46,6 @@ def behaviour_harm_grid(
     ax.set_ylabel("zero-ablated head")
     ax.set_title(title)
     if n_heads <= ANNOTATE_MAX_ROWS:
-        for (row, column), value in np.ndenumerate(delta):
-            strong = abs(colour[row, column]) > 0.6
-            ax.text(
-                column,
-                row,
-                f"{value:+.2f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if strong else "black",
-            )
+        annotate_cells(ax, delta, "+.2f", np.abs(colour) > 0.6)
     fig.colorbar(image, ax=ax, label="harm / column's largest |harm|", shrink=0.8)
     return fig
