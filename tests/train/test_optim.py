@@ -1,6 +1,7 @@
 """The lr schedule against hand-computed values and torch's schedulers; AdamW groups;
 gradient accumulation against one full-batch torch cross-entropy."""
 
+import copy
 import math
 
 import pytest
@@ -65,6 +66,31 @@ def test_param_groups_decay_matrices_only_and_count_tied_once():
     assert {names[id(p)].rsplit(".", 1)[-1] for p in no_decay["params"]} == {"weight", "bias"}
     assert all("ln" in names[id(p)] or names[id(p)].endswith("bias") for p in no_decay["params"])
     assert isinstance(make_optimizer(model, 1e-3, 0.1, (0.9, 0.95), "cpu"), torch.optim.AdamW)
+
+
+def test_the_fused_cpu_optimizer_takes_torch_unfused_adamw_steps():
+    """make_optimizer fuses AdamW on CPU; three steps land where torch's per-tensor AdamW
+    (foreach=False, the reference) lands, to float32 rounding, decay groups included."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig.preset("tiny", vocab_size=50, n_layer=2, block_size=16))
+    reference = copy.deepcopy(model)
+    start = [p.detach().clone() for p in model.parameters()]
+    ours = make_optimizer(model, 1e-2, 0.1, (0.9, 0.95), "cpu")
+    theirs = torch.optim.AdamW(
+        param_groups(reference, 0.1), lr=1e-2, betas=(0.9, 0.95), foreach=False
+    )
+    assert ours.defaults["fused"] is True
+    g = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        for p, q in zip(model.parameters(), reference.parameters()):
+            p.grad = torch.randn(p.shape, generator=g)
+            q.grad = p.grad.clone()
+        ours.step()
+        theirs.step()
+    for p, q in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-6)
+    moved = [float((p.detach() - p0).abs().max()) for p, p0 in zip(model.parameters(), start)]
+    assert min(moved) > 1e-3  # every tensor took real steps (lr 1e-2), so the match means something
 
 
 def test_accumulation_is_the_mean_over_all_tokens_of_the_global_batch():

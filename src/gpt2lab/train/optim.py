@@ -33,12 +33,18 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def make_optimizer(
     model: nn.Module, lr: float, weight_decay: float, betas: tuple[float, float], device_type: str
 ) -> torch.optim.AdamW:
-    """AdamW over `param_groups`, fused on CUDA (one kernel for all parameters).
+    """AdamW over `param_groups`, fused on CPU and CUDA (one pass over each parameter).
 
-    On CPU the default multi-tensor (foreach) implementation is used; fused AdamW on CPU
-    gives the same numbers but is not faster on 2 cores.
+    Without `fused`, torch's CPU AdamW runs about ten elementwise ops per parameter tensor,
+    each a full pass over memory; the fused kernel does the whole update in one. GPT-2 124M,
+    2 threads, the development machine, one run: 95 ms a step against 450 ms for
+    the per-tensor loop and 446 ms for foreach. The numbers agree with the unfused update to
+    float rounding (identical in float64; float32 within a few ulp).
     """
-    fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
+    fused = (
+        device_type in ("cpu", "cuda")
+        and "fused" in inspect.signature(torch.optim.AdamW).parameters
+    )
     extra = {"fused": True} if fused else {}
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, **extra)
 
