@@ -288,8 +288,7 @@ def heads_markdown(report: HeadsReport, model_name: str, images: dict[str, str])
         a = report.ablation
         order = np.argsort(-a.delta, axis=None)[:5]
         top = ", ".join(
-            f"L{i // a.delta.shape[1]}H{i % a.delta.shape[1]} ({a.delta.flat[i]:+.3f})"
-            for i in order
+            f"{head_name(divmod(int(i), a.delta.shape[1]))} ({a.delta.flat[i]:+.3f})" for i in order
         )
         lines += [
             "",
