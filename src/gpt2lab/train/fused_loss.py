@@ -121,14 +121,14 @@ def softmax_gradient_(z: torch.Tensor, y: torch.Tensor, want_grad: bool) -> torc
     valid = y != -1
     target = y.clamp(min=0)[:, None]  # (n, 1)
     picked = z.gather(1, target)[:, 0]  # (n,)
-    if not want_grad:
+    if want_grad:
+        m = z.amax(dim=1, keepdim=True)  # (n, 1)
+        z.sub_(m).exp_()  # exp(z - m), each in (0, 1]
+        total = z.sum(dim=1)  # (n,)
+        lse = m[:, 0] + total.log()
+        keep = valid.to(z.dtype)  # (n,): 1 for a target, 0 for an ignored row
+        z.mul_((keep / total)[:, None])  # softmax, 0 on ignored rows
+        z.scatter_add_(1, target, -keep[:, None])  # - onehot(y) on the valid rows
+    else:
         lse = torch.logsumexp(z, dim=1)  # (n,)
-        return torch.where(valid, lse - picked, 0.0).sum()
-    m = z.amax(dim=1, keepdim=True)  # (n, 1)
-    z.sub_(m).exp_()  # exp(z - m), each in (0, 1]
-    total = z.sum(dim=1)  # (n,)
-    lse = m[:, 0] + total.log()
-    keep = valid.to(z.dtype)  # (n,): 1 for a target, 0 for an ignored row
-    z.mul_((keep / total)[:, None])  # softmax, 0 on ignored rows
-    z.scatter_add_(1, target, -keep[:, None])  # - onehot(y) on the valid rows
     return torch.where(valid, lse - picked, 0.0).sum()
