@@ -44,7 +44,7 @@ from gpt2lab.model import GPT
 from gpt2lab.pretrained import load_model_and_tokenizer, save_pretrained
 from gpt2lab.quantize import LOW_PRECISION, greedy_agreement, to_decoding_dtype
 
-LOW = tuple(LOW_PRECISION)  # ("bfloat16", "int8")
+LOW = tuple(LOW_PRECISION)  # ("bfloat16", "int8", "int8-dynamic")
 
 
 def load_pair(preset: str, seed: int):
@@ -121,7 +121,7 @@ def report(r: dict) -> str:
     for label, ours in r.items():
         if isinstance(ours, dict) and "speedup_wall" in ours:
             lines.append(
-                f"  {label:16s} {ours['tokens_per_s']:.1f} tok/s ({ours['wall_s'] * 1e3:.0f} ms); "
+                f"  {label:20s} {ours['tokens_per_s']:.1f} tok/s ({ours['wall_s'] * 1e3:.0f} ms); "
                 f"vs transformers {ours['speedup_wall']:.2f}x wall, {ours['speedup_cpu']:.2f}x CPU"
             )
     return "\n".join(lines)
@@ -143,6 +143,10 @@ def weight_layers(model: GPT) -> list[nn.Module]:
 def stored_bytes(layer: nn.Module) -> int:
     """Bytes of a layer's weights, bias and scales, as stored."""
     tensors = [*layer.parameters(recurse=False), *layer.buffers(recurse=False)]
+    if hasattr(layer, "packed"):  # int8-dynamic: fbgemm's packed int8 matrix, scales, bias
+        weight, bias = torch.ops.quantized.linear_unpack(layer.packed)
+        tensors += [weight.int_repr(), weight.q_per_channel_scales()]
+        tensors += [bias] if bias is not None else []
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -168,7 +172,7 @@ def floor_vs_decode(model: GPT, idx, new_tokens, repeats, min_bank_bytes=1.0e9) 
     bank = [copy.deepcopy(layer) for _ in range(copies) for layer in layers]
     inputs = {}
     for layer in layers:
-        n_in = layer.weight.size(1) if hasattr(layer, "weight") else layer.q.size(1)
+        n_in = layer.in_features
         inputs[id(layer)] = torch.randn(1, 1, n_in)
     order = [inputs[id(layer)] for _ in range(copies) for layer in layers]
     sweeps, steps = [], []
@@ -194,7 +198,7 @@ def floor_vs_decode(model: GPT, idx, new_tokens, repeats, min_bank_bytes=1.0e9) 
 
 def floor_report(label: str, r: dict) -> str:
     return (
-        f"floor    {label:9s} {r['weight_bytes_per_token'] / 1e6:.0f} MB of weights per token "
+        f"floor    {label:12s} {r['weight_bytes_per_token'] / 1e6:.0f} MB of weights per token "
         f"/ {r['bandwidth_GBps']:.1f} GB/s (mat-vec sweep) = floor {r['floor_ms']:.1f} ms/token; "
         f"gpt2lab {r['step_ms']:.1f} ms/token = {r['step_over_floor']:.2f}x the floor"
     )
@@ -231,7 +235,7 @@ def quality_report(r: dict) -> str:
     for dtype in LOW:
         q = r[dtype]
         line = (
-            f"  {dtype:9s} agreement with fp32: {q['free_running']:.3f} free-running, "
+            f"  {dtype:12s} agreement with fp32: {q['free_running']:.3f} free-running, "
             f"{q['teacher_forced']:.3f} teacher-forced"
         )
         if "perplexity" in q:

@@ -1,4 +1,4 @@
-"""Low-precision weights for CPU decoding: bfloat16 and int8 weight-only linear layers.
+"""Low-precision weights for CPU decoding: bfloat16, int8 weight-only and int8 dynamic layers.
 
 Decoding one token at a time reads every weight matrix once per token, so its speed is bounded
 by bytes read, not by arithmetic. Storing the matrices in fewer bytes lowers that bound (how
@@ -8,10 +8,14 @@ close torch's CPU kernels come to it is measured in docs/evaluation.md#speed):
     bfloat16  2 bytes per weight   the float32 value rounded to 8 significant bits
     int8      1 byte per weight    w ≈ q · s, q an integer in [-127, 127], one scale s per
                                    output row (per-output-channel symmetric quantisation)
+    int8-dynamic  1 byte per weight  the same int8 weights, and each layer's input rounded to
+                                   7-bit integers with one scale per call ("dynamic")
 
-Only the weights change ("weight-only"): the residual stream, LayerNorms, attention and the
-KV cache stay float32. Each linear layer rounds its input to bfloat16, multiplies by the
-stored matrix, and returns float32.
+For bfloat16 and int8 only the weights change ("weight-only"): each linear layer rounds its
+input to bfloat16, multiplies by the stored matrix, and returns float32. int8-dynamic also
+quantises the layer's input, so that the product runs in integer arithmetic (fbgemm's
+kernel, `torch.ops.quantized.linear_dynamic`): the fastest on x86 CPUs, and the least exact.
+In all three the residual stream, LayerNorms, attention and the KV cache stay float32.
 
 What is converted: every `nn.Linear` of the blocks (c_attn, c_proj, c_fc, mlp c_proj) and the
 LM head (C x V, a third of GPT-2 small's weights). The input embeddings (wte, wpe) stay
@@ -23,6 +27,7 @@ its own low-precision copy; wte keeps the float32 original.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +38,7 @@ from gpt2lab.errors import GPT2LabError
 from gpt2lab.generate import generate
 from gpt2lab.model import GPT, eval_mode
 
-DECODING_DTYPES = ("float32", "bfloat16", "int8")
+DECODING_DTYPES = ("float32", "bfloat16", "int8", "int8-dynamic")
 """The weight formats `to_decoding_dtype` accepts (float32 leaves the model as it is)."""
 
 
@@ -66,6 +71,7 @@ class BFloat16Linear(nn.Module):
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
+        self.in_features = linear.in_features
         self.register_buffer("weight", linear.weight.detach().to(torch.bfloat16).contiguous())
         bias = linear.bias.detach().to(torch.bfloat16) if linear.bias is not None else None
         self.register_buffer("bias", bias)
@@ -89,6 +95,7 @@ class Int8Linear(nn.Module):
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
+        self.in_features = linear.in_features
         q, scale = quantize_int8(linear.weight)
         self.register_buffer("q", q)  # (out, in) int8
         self.register_buffer("scale", scale.to(torch.bfloat16))  # (out,)
@@ -103,7 +110,33 @@ class Int8Linear(nn.Module):
         return y.view(*x.shape[:-1], y.size(-1))
 
 
-LOW_PRECISION = {"bfloat16": BFloat16Linear, "int8": Int8Linear}
+class Int8DynamicLinear(nn.Module):
+    """y ≈ x Wᵀ + b with int8 W (per output row, as `quantize_int8`) and x quantised per call.
+
+    fbgemm's dynamic kernel rounds the float32 input (N, in) to 7-bit unsigned integers with
+    one scale and zero point for the whole call, multiplies in integer arithmetic and returns
+    float32 (N, out). Seven bits, not eight (`reduce_range`): the x86 kernel adds pairs of
+    8-bit products in 16 bits, which 8-bit inputs could overflow.
+    """
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        q, scale = quantize_int8(linear.weight)
+        zero = torch.zeros(q.size(0), dtype=torch.long)
+        with warnings.catch_warnings():  # torch 2.13 marks quantised tensors as deprecated
+            warnings.simplefilter("ignore")
+            weight = torch._make_per_channel_quantized_tensor(q, scale.double(), zero, 0)
+            bias = linear.bias.detach().float() if linear.bias is not None else None
+            self.packed = torch.ops.quantized.linear_prepack(weight, bias)
+        self.out_features, self.in_features = q.shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.size(-1)).float().contiguous()  # (N, in)
+        y = torch.ops.quantized.linear_dynamic(flat, self.packed, True)  # (N, out)
+        return y.view(*x.shape[:-1], self.out_features)
+
+
+LOW_PRECISION = {"bfloat16": BFloat16Linear, "int8": Int8Linear, "int8-dynamic": Int8DynamicLinear}
 
 
 def check_decoding_dtype(dtype: str) -> str:
@@ -112,6 +145,8 @@ def check_decoding_dtype(dtype: str) -> str:
         raise GPT2LabError(f"dtype must be one of {', '.join(DECODING_DTYPES)}, got {dtype!r}")
     if dtype == "int8" and not hasattr(torch.ops.aten, "_weight_int8pack_mm"):
         raise GPT2LabError(f"int8 decoding needs torch >= 2.3, this is torch {torch.__version__}")
+    if dtype == "int8-dynamic" and torch.backends.quantized.engine == "none":
+        raise GPT2LabError("int8-dynamic decoding needs a quantised engine; this torch has none")
     return dtype
 
 

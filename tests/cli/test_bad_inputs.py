@@ -197,7 +197,7 @@ BAD_INPUTS = [
     (
         "generate-dtype-bogus",
         "generate --model {M} --prompt hi --dtype float16",
-        "dtype must be one of float32, bfloat16, int8, got 'float16'",
+        "dtype must be one of float32, bfloat16, int8, int8-dynamic, got 'float16'",
     ),
     ("generate-dtype-empty", "generate --model {M} --prompt hi --dtype ''", "dtype must be one of"),
     # --- eval ------------------------------------------------------------------------------

@@ -38,8 +38,9 @@ def register(subparsers) -> None:
         "--dtype",
         default="float32",
         help=(
-            "weights of the linear layers and LM head: float32, bfloat16 or int8 "
-            "(weight-only, per-row scales; faster CPU decoding, see docs/evaluation.md#speed)"
+            "weights of the linear layers and LM head: float32, bfloat16, int8 (weight-only, "
+            "per-row scales) or int8-dynamic (int8 weights and inputs; fastest on x86 CPUs); "
+            "see docs/evaluation.md#speed"
         ),
     )
     p.set_defaults(func=cmd_generate)
