@@ -207,7 +207,7 @@ class CausalSelfAttention(nn.Module):
                 v,
                 attn_mask=mask,
                 dropout_p=self.dropout if self.training else 0.0,
-                is_causal=mask is None,
+                is_causal=mask is None and T > 1,  # one query: all its keys are in its past
                 scale=self.scale,
             )  # (B, nh, T, hs)
         else:
@@ -389,14 +389,14 @@ class GPT(HookedModule):
     def _positions_and_mask(self, T, past, attention_mask, device):
         """Positions (1|B, T) of the new tokens, and the (B|1, 1, T, S) boolean mask or None.
 
-        Without a cache or padding the mask is None: attention applies the plain causal mask.
-        With padding, a query sees the real keys up to itself; it always sees itself, so a
+        Without padding the mask is None when it would be plain causal: no cache, or one new
+        token (which sees every cached key and itself), the decoding step. With padding, a query sees the real keys up to itself; it always sees itself, so a
         padding row never becomes all -inf (which would turn into NaN).
         """
         S = past + T
         if attention_mask is None:
             pos = torch.arange(past, S, device=device).unsqueeze(0)  # (1, T)
-            mask = None if past == 0 else causal_mask(T, S, device)[None, None]  # (1, 1, T, S)
+            mask = None if past == 0 or T == 1 else causal_mask(T, S, device)[None, None]
             return pos, mask
         keep = attention_mask.to(device=device, dtype=torch.bool)  # (B, S)
         if keep.shape[1] != S:
