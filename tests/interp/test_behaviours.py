@@ -255,6 +255,18 @@ def test_heads_report_shows_behaviours_and_the_check(tmp_path):
     )
 
 
+def test_a_report_with_no_roles_says_so_and_where_to_read_why(tmp_path):
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=64, block_size=32, n_layer=2, n_head=2, n_embd=32)).eval()
+    g = torch.Generator().manual_seed(1)
+    tokens = [torch.randint(64, (32,), generator=g).tolist() for _ in range(3)]
+    texts = TextSet(tokens, [[str(t) for t in row] for row in tokens])
+    report = build_heads_report(model, texts, ablation="none", progress=False)
+    assert report.roles == []  # an untrained model's attention is near uniform
+    text = write_heads_report(report, tmp_path, "untrained").read_text()
+    assert "No head passes a role threshold." in text and "docs/interpretability.md" in text
+
+
 # ---------------------------------------------------------------------------------------------
 # A trained induction circuit: the partner competes
 # ---------------------------------------------------------------------------------------------
