@@ -390,8 +390,9 @@ class GPT(HookedModule):
         """Positions (1|B, T) of the new tokens, and the (B|1, 1, T, S) boolean mask or None.
 
         Without padding the mask is None when it would be plain causal: no cache, or one new
-        token (which sees every cached key and itself), the decoding step. With padding, a query sees the real keys up to itself; it always sees itself, so a
-        padding row never becomes all -inf (which would turn into NaN).
+        token (the decoding step: it sees every cached key and itself). With padding, a query
+        sees the real keys up to itself; it always sees itself, so a padding row never
+        becomes all -inf (which would turn into NaN).
         """
         S = past + T
         if attention_mask is None:

@@ -14,7 +14,8 @@ close torch's CPU kernels come to it is measured in docs/evaluation.md#speed):
 For bfloat16 and int8 only the weights change ("weight-only"): each linear layer rounds its
 input to bfloat16, multiplies by the stored matrix, and returns float32. int8-dynamic also
 quantises the layer's input, so that the product runs in integer arithmetic (fbgemm's
-kernel, `torch.ops.quantized.linear_dynamic`): the fastest on x86 CPUs, and the least exact.
+kernel, `torch.ops.quantized.linear_dynamic`): the fastest of the three on the x86 CPUs
+measured (docs/evaluation.md#speed), and the least exact.
 In all three the residual stream, LayerNorms, attention and the KV cache stay float32.
 
 What is converted: every `nn.Linear` of the blocks (c_attn, c_proj, c_fc, mlp c_proj) and the

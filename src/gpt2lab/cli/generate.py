@@ -39,7 +39,8 @@ def register(subparsers) -> None:
         default="float32",
         help=(
             "weights of the linear layers and LM head: float32, bfloat16, int8 (weight-only, "
-            "per-row scales) or int8-dynamic (int8 weights and inputs; fastest on x86 CPUs); "
+            "per-row scales) or int8-dynamic (int8 weights and inputs; the fastest on x86 CPUs "
+            "measured); "
             "see docs/evaluation.md#speed"
         ),
     )
