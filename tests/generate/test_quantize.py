@@ -1,6 +1,6 @@
-"""bf16 / int8 weight-only and int8-dynamic decoding: the quantiser against NumPy, each low-precision layer
-against a NumPy product of the weights it stores, greedy agreement on a trained model, and
-`gpt2lab generate --dtype`. No timings: speed is the benchmark's business."""
+"""bf16 / int8 weight-only and int8-dynamic decoding: the quantiser against NumPy, each
+low-precision layer against a NumPy product of the weights it stores, greedy agreement on a
+trained model, and `gpt2lab generate --dtype`. No timings: speed is the benchmark's business."""
 
 from __future__ import annotations
 
@@ -96,8 +96,10 @@ def test_int8_dynamic_linear_stores_quantize_int8_and_stays_within_both_rounding
     step = (max(xn.max(), 0) - min(xn.min(), 0)) / 127  # one 7-bit step over the input's range
     w = linear.weight.detach().numpy().astype(np.float64)  # (20, 48)
     exact = xn @ w.T + linear.bias.detach().numpy()
-    bound = np.abs(xn) @ (scale.numpy()[:, None] / 2 * np.ones_like(w)).T + step / 2 * (
-        np.abs(w).sum(1) + 127 * scale.numpy() / 2 * w.shape[1]
+    s = scale.numpy()  # (20,): each weight of row o is off by at most s[o] / 2
+    # x̂ŵ − xw = x·(ŵ − w) + (x̂ − x)·ŵ, with |ŵ| ≤ |w| + s / 2
+    bound = np.abs(xn).sum(-1, keepdims=True) * s / 2 + step / 2 * (np.abs(w) + s[:, None] / 2).sum(
+        1
     )
     assert (np.abs(y.numpy() - exact) <= bound * 1.01 + 1e-5).all()
     assert np.abs(y.numpy() - exact).max() > 0  # it did quantise
