@@ -105,3 +105,57 @@ def test_single_shard_file_and_errors(shards):
         TokenLoader(shards, "test")
     with pytest.raises(GPT2LabError, match="not a prepared token directory"):
         TokenLoader(shards.parent)
+
+
+def said_twice(tail, n):
+    """Whether `tail` starts with n tokens and then the same n again (the row may end inside
+    the repeat: then what is there must match)."""
+    first, second = tail[:n], tail[n : 2 * n]
+    return len(first) == n and second == first[: len(second)] and (second or len(tail) == n)
+
+
+def test_repeat_rows_are_segments_said_twice_after_the_data_rows(shards):
+    loader = TokenLoader(shards, batch_size=6, block_size=128, seed=2, repeat_rows=4)
+    x, y = loader.next_batch()
+    assert x.shape == y.shape == (6, 128) and torch.equal(x[:, 1:], y[:, :-1])
+    data = stream(shards, "train")
+    for row_x, row_y in zip(x[:2].tolist(), y[:2].tolist()):
+        find_window(data, row_x + row_y[-1:])  # the first rows are the data's windows
+    eot = read_meta(shards)["tokenizer"]["eot_token"]
+    for row in torch.cat([x[2:], y[2:, -1:]], 1).tolist():  # each row with its last target
+        assert eot not in row
+        start, lengths = 0, []  # walk the row: a segment of 5–24 tokens, then the same segment
+        while len(row) - start > 24:  # again (the last ≤ 24 may be a first copy cut short)
+            lengths.append(next(n for n in range(5, 25) if said_twice(row[start:], n)))
+            start += 2 * lengths[-1]
+        assert len(set(lengths)) > 1  # segments of one row differ in length: no fixed period
+    assert len(loader) == loader.windows_per_rank() // 2  # two data rows a batch
+
+
+def test_repeat_rows_are_seeded_and_resume_exactly(shards):
+    def make(seed=3):
+        return TokenLoader(shards, batch_size=4, block_size=32, seed=seed, repeat_rows=2)
+
+    loader = make()
+    loader.next_batch()
+    state = loader.state_dict()
+    expected = [loader.next_batch() for _ in range(3)]
+    resumed = make()
+    resumed.load_state_dict(state)
+    for (x1, y1), (x2, y2) in zip(expected, [resumed.next_batch() for _ in range(3)]):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not torch.equal(make(4).next_batch()[0][2:], make().next_batch()[0][2:])
+    with pytest.raises(GPT2LabError, match="repeat_rows"):
+        TokenLoader(shards, batch_size=4, block_size=32, seed=3).load_state_dict(state)
+
+
+@pytest.mark.parametrize("rows, mode", [(4, "random"), (-1, "random"), (1, "sequential")])
+def test_bad_repeat_rows(shards, rows, mode):
+    with pytest.raises(GPT2LabError, match="repeat_rows"):
+        TokenLoader(shards, "val", batch_size=4, block_size=32, mode=mode, repeat_rows=rows)
+
+
+def test_repeat_rows_need_to_know_the_vocabulary(shards):
+    path = shards / read_meta(shards)["splits"]["val"]["shards"][0]  # a bare shard: no meta
+    with pytest.raises(GPT2LabError, match="prepared with a tokenizer"):
+        TokenLoader(path, batch_size=2, block_size=8, repeat_rows=1)

@@ -77,6 +77,8 @@ def test_existing_run_resume_mismatch_and_corrupt_checkpoint(tiny_config, capsys
     flags = config_flags(cfg)
     fails(["train", *flags], capsys, "already exists", "--resume")
     fails(["train", "--resume", str(run), "--lr", "0.5"], capsys, "different config", "lr")
+    # the schedule decays over max_steps here, so a longer run would be another trajectory
+    fails(["train", "--resume", str(run), "--max-steps", "9"], capsys, "different", "max_steps")
     (run / "checkpoints" / "step_000006" / "model.safetensors").write_bytes(b"garbage")
     damaged = snapshot(run)
     fails(["train", "--resume", str(run)], capsys, "step_000006", "model.safetensors")

@@ -58,6 +58,9 @@ def test_vocab_comes_from_data_unless_set():
         ({"lr": "nan"}, "lr must be a finite number"),
         ({"lr": "1e40"}, "float32's largest"),
         ({"beta1": "nan"}, "beta1 must be a finite number"),
+        ({"repeat_rows": "1"}, "repeat_rows must be in"),
+        ({"repeat_rows": "-0.1"}, "repeat_rows must be in"),
+        ({"repeat_rows": "0.99", "batch_size": "4"}, "leave at least one data row"),
     ],
 )
 def test_bad_options_are_one_line_errors(overrides, message):

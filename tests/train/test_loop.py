@@ -26,17 +26,20 @@ class StopAt(Callback):
             trainer.request_stop()
 
 
-def test_resume_is_bit_identical(tiny_config):
+@pytest.mark.parametrize("repeat_rows", [0.0, 0.5])
+def test_resume_is_bit_identical(tiny_config, repeat_rows):
     """Stopped at step 5 and resumed, every later loss equals the uninterrupted run's
-    exactly (fp32 CPU), with dropout on so the RNG state matters too."""
+    exactly (fp32 CPU), with dropout on so the RNG state matters too; with repeat rows in
+    the batches as well."""
     model = {"n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32, "dropout": 0.1}
-    full = train(tiny_config(name="full", model=model, grad_accum=2))
+    run = dict(model=model, grad_accum=2, repeat_rows=repeat_rows)
+    full = train(tiny_config(name="full", **run))
     assert full.stopped == "completed" and full.step == 12
 
-    part = train(tiny_config(name="part", model=model, grad_accum=2), [StopAt(5)])
+    part = train(tiny_config(name="part", **run), [StopAt(5)])
     assert part.stopped == "callback" and part.step == 5
     assert part.checkpoint.name == "step_000005"
-    resumed = train(tiny_config(name="part", model=model, grad_accum=2), resume=True)
+    resumed = train(tiny_config(name="part", **run), resume=True)
     assert resumed.step == 12
 
     a, b = losses(full.run_dir), losses(part.run_dir)
@@ -46,6 +49,19 @@ def test_resume_is_bit_identical(tiny_config):
     sd_full = load_pretrained(full.run_dir / "checkpoints" / "step_000012").state_dict()
     sd_part = load_pretrained(part.run_dir / "checkpoints" / "step_000012").state_dict()
     assert all(torch.equal(sd_full[k], sd_part[k]) for k in sd_full)
+
+
+def test_a_run_with_a_fixed_decay_extends_on_resume_as_if_it_had_run_on(tiny_config):
+    """With --decay-steps set, the lr schedule does not depend on max_steps, so a finished
+    6-step run resumed with --max-steps 12 takes the very steps of a 12-step run."""
+    run = dict(decay_steps=12, repeat_rows=0.25)
+    full = train(tiny_config(name="full", max_steps=12, **run))
+    short = train(tiny_config(name="short", max_steps=6, **run))
+    assert short.stopped == "completed" and short.step == 6
+    longer = train(tiny_config(name="short", max_steps=12, **run), resume=True)
+    assert longer.step == 12
+    a, b = losses(full.run_dir), losses(short.run_dir)
+    assert [a[s] for s in range(1, 13)] == [b[s] for s in range(1, 13)]
 
 
 def test_checkpoint_is_a_hugging_face_model_with_its_tokenizer(tiny_config, stories_dir):

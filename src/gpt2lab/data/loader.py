@@ -14,6 +14,12 @@ of batches. The position is just (epoch, batches taken), so `state_dict()` and
 `load_state_dict()` resume exactly.
 
 Sequential mode (evaluation): windows in order from offset 0, one pass, last batch may be short.
+
+Repeat rows (training, optional): `repeat_rows = k` replaces the last k rows of every batch
+with random token segments each said twice (`synthetic.spans_said_twice`, every token
+scored), drawn from a generator seeded by (seed, rank, epoch, step), so resume stays exact.
+Stories alone never make a small model copy from its context; these rows do (measured in
+docs/interpretability.md).
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ import torch
 
 from gpt2lab.data.prepare import read_meta
 from gpt2lab.data.shards import read_shard
+from gpt2lab.data.synthetic import spans_said_twice
 from gpt2lab.errors import GPT2LabError
 
 MODES = ("random", "sequential")
+REPEAT_LENGTHS = (5, 24)
+"""Segment lengths of repeat rows: long enough to copy, short enough for several per row."""
 
 
 def open_split(path: str | Path, split: str) -> tuple[list[np.ndarray], dict[str, Any] | None]:
@@ -61,6 +70,7 @@ class TokenLoader:
         rank: int = 0,
         world_size: int = 1,
         mode: str = "random",
+        repeat_rows: int = 0,
     ) -> None:
         if mode not in MODES:
             raise GPT2LabError(f"loader mode must be random or sequential, got {mode!r}")
@@ -68,14 +78,21 @@ class TokenLoader:
             raise GPT2LabError("batch_size and block_size must be positive")
         if not 0 <= rank < world_size:
             raise GPT2LabError(f"rank {rank} is outside world size {world_size}")
+        if not 0 <= repeat_rows < batch_size or (repeat_rows and mode != "random"):
+            raise GPT2LabError(
+                f"repeat_rows must be 0 or fewer than the batch size ({batch_size}) in random "
+                f"mode, got {repeat_rows}"
+            )
         self.shards, self.meta = open_split(path, split)
         self.split, self.mode = split, mode
         self.batch_size, self.block_size = batch_size, block_size
+        self.repeat_rows = repeat_rows
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.epoch, self.step = 0, 0
         self.tokens = sum(int(s.size) for s in self.shards)
         self._epoch_windows: tuple[int, np.ndarray] | None = None
-        if self.windows_per_rank() < (batch_size if mode == "random" else 1):
+        self.repeat_vocab = self.vocab_size() if repeat_rows else 0
+        if self.windows_per_rank() < (self.text_rows if mode == "random" else 1):
             raise GPT2LabError(
                 f"split {split!r} has {self.tokens} tokens: too few for "
                 f"{'a batch of ' + str(batch_size) if mode == 'random' else 'one'} window(s) of "
@@ -116,11 +133,16 @@ class TokenLoader:
     def windows_per_rank(self, epoch: int = 0) -> int:
         return len(self.rank_windows(epoch))
 
+    @property
+    def text_rows(self) -> int:
+        """Rows of each batch read from the shards (the rest are repeat rows)."""
+        return self.batch_size - self.repeat_rows
+
     def batches_per_epoch(self) -> int:
         """Full batches per epoch (random) or batches in the one pass (sequential, last short)."""
         n = self.windows_per_rank()
         if self.mode == "random":
-            return n // self.batch_size
+            return n // self.text_rows
         return -(-n // self.batch_size)
 
     # -- batches --------------------------------------------------------------------------------
@@ -141,9 +163,31 @@ class TokenLoader:
                 raise StopIteration
             self.epoch, self.step = self.epoch + 1, 0
         windows = self.rank_windows(self.epoch)
-        start = self.step * self.batch_size
+        start = self.step * self.text_rows
+        x, y = self.gather(windows[start : start + self.text_rows])
+        if self.repeat_rows:
+            rx, ry = self.repeats(self.epoch, self.step)
+            x, y = torch.cat([x, rx]), torch.cat([y, ry])
         self.step += 1
-        return self.gather(windows[start : start + self.batch_size])
+        return x, y
+
+    def repeats(self, epoch: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The repeat rows of batch (epoch, step): (repeat_rows, block_size) each, drawn from
+        every token id but the end-of-text token."""
+        seed = np.random.default_rng([self.seed, self.rank, epoch, step, 2]).integers(2**62)
+        sample = spans_said_twice(
+            self.repeat_rows, self.block_size, self.repeat_vocab, REPEAT_LENGTHS
+        )
+        return sample(torch.Generator().manual_seed(int(seed)))
+
+    def vocab_size(self) -> int:
+        """Token ids the repeat rows may use: [0, n), the end-of-text token left out when it
+        is the last id (as in GPT-2's and `gpt2lab data`'s vocabularies)."""
+        tokenizer = (self.meta or {}).get("tokenizer", {})
+        if "n_vocab" not in tokenizer:
+            raise GPT2LabError("repeat rows need data prepared with a tokenizer (meta.json)")
+        n = int(tokenizer["n_vocab"])
+        return n - 1 if tokenizer.get("eot_token") == n - 1 else n
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Random mode: endless, from the current position. Sequential: one pass from the start."""
@@ -172,6 +216,7 @@ class TokenLoader:
             "mode": self.mode,
             "split": self.split,
             "tokens": self.tokens,
+            "repeat_rows": self.repeat_rows,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -185,8 +230,9 @@ class TokenLoader:
             "mode",
             "split",
             "tokens",
+            "repeat_rows",
         ):
-            if state[key] != getattr(self, key):
+            if state.get(key, 0) != getattr(self, key):
                 raise GPT2LabError(
                     f"loader state was saved with {key}={state[key]!r}, this loader has "
                     f"{key}={getattr(self, key)!r}"

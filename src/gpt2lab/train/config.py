@@ -89,6 +89,10 @@ class TrainConfig:
     """tokens per sequence (default: the model's)"""
     grad_accum: int = 1
     """micro-batches per optimizer step and rank"""
+    repeat_rows: float = 0.0
+    """fraction of each training batch made of random token segments said twice (every token
+    scored): practice at copying from the context, which grows induction heads; 0 = the data
+    only (validation always uses the data alone)"""
 
     # --- optimisation ----------------------------------------------------------------------
     max_steps: int = 400
@@ -170,6 +174,10 @@ class TrainConfig:
 
     # --- derived -----------------------------------------------------------------------------
 
+    def repeat_rows_per_batch(self) -> int:
+        """Rows of each micro-batch that are repeat rows: round(repeat_rows × batch_size)."""
+        return round(self.repeat_rows * self.batch_size)
+
     def model_config(self, vocab_size: int | None = None) -> GPTConfig:
         """The GPTConfig: preset, then `model` overrides; vocab_size fills in when not set."""
         overrides = dict(self.model)
@@ -207,6 +215,11 @@ def validate(cfg: TrainConfig) -> None:
     ):
         if getattr(cfg, name) < 0:
             raise GPT2LabError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if not 0 <= cfg.repeat_rows < 1 or cfg.repeat_rows_per_batch() >= cfg.batch_size:
+        raise GPT2LabError(
+            f"repeat_rows must be in [0, 1) and leave at least one data row of the batch, "
+            f"got {cfg.repeat_rows}"
+        )
     if cfg.block_size is not None and cfg.block_size < 1:
         raise GPT2LabError(f"block_size must be >= 1, got {cfg.block_size}")
     if not (0 < cfg.lr <= FLOAT32_MAX and 0 <= cfg.min_lr <= cfg.lr):
@@ -298,6 +311,13 @@ def to_yaml(cfg: TrainConfig) -> str:
 
 
 def trajectory_changes(old: TrainConfig, new: TrainConfig) -> list[str]:
-    """Fields that differ between two configs and would change the training trajectory."""
+    """Fields that differ between two configs and would change the training trajectory.
+
+    With `decay_steps` set (the same in both), the schedule no longer depends on `max_steps`,
+    so a resumed run may go on longer: `--resume RUN --max-steps 1500`.
+    """
     a, b = old.to_dict(), new.to_dict()
-    return [k for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]]
+    free = RESUMABLE_CHANGES
+    if a["decay_steps"] is not None and a["decay_steps"] == b["decay_steps"]:
+        free = free | {"max_steps"}
+    return [k for k in a if k not in free and a[k] != b[k]]

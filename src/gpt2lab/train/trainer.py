@@ -188,6 +188,7 @@ class Trainer:
                 seed=config.seed,
                 rank=dist.rank * accum + i,
                 world_size=world * accum,
+                repeat_rows=config.repeat_rows_per_batch(),
             )
             for i in range(accum)
         ]
