@@ -147,6 +147,9 @@ def test_repeat_rows_are_seeded_and_resume_exactly(shards):
     assert not torch.equal(make(4).next_batch()[0][2:], make().next_batch()[0][2:])
     with pytest.raises(GPT2LabError, match="repeat_rows"):
         TokenLoader(shards, batch_size=4, block_size=32, seed=3).load_state_dict(state)
+    older = {k: v for k, v in make().state_dict().items() if k != "repeat_rows"}
+    with pytest.raises(GPT2LabError, match="saved with repeat_rows=0"):  # a state from before
+        make().load_state_dict(older)
 
 
 @pytest.mark.parametrize("rows, mode", [(4, "random"), (-1, "random"), (1, "sequential")])

@@ -232,9 +232,10 @@ class TokenLoader:
             "tokens",
             "repeat_rows",
         ):
-            if state.get(key, 0) != getattr(self, key):
+            saved = state.get(key, 0)  # states from before repeat rows have none
+            if saved != getattr(self, key):
                 raise GPT2LabError(
-                    f"loader state was saved with {key}={state[key]!r}, this loader has "
+                    f"loader state was saved with {key}={saved!r}, this loader has "
                     f"{key}={getattr(self, key)!r}"
                 )
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
