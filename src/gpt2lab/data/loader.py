@@ -53,6 +53,16 @@ def open_split(path: str | Path, split: str) -> tuple[list[np.ndarray], dict[str
     return shards, meta
 
 
+def repeat_vocab(meta: dict[str, Any] | None) -> int:
+    """Token ids repeat rows may use, [0, n): the data's vocabulary without its end-of-text
+    token when that is the last id (as in GPT-2's and `gpt2lab data`'s vocabularies)."""
+    tokenizer = (meta or {}).get("tokenizer", {})
+    if "n_vocab" not in tokenizer:
+        raise GPT2LabError("repeat rows need data prepared with a tokenizer (meta.json)")
+    n = int(tokenizer["n_vocab"])
+    return n - 1 if tokenizer.get("eot_token") == n - 1 else n
+
+
 class TokenLoader:
     """Yields (x, y) int64 tensors of shape (batch_size, block_size).
 
@@ -91,7 +101,7 @@ class TokenLoader:
         self.epoch, self.step = 0, 0
         self.tokens = sum(int(s.size) for s in self.shards)
         self._epoch_windows: tuple[int, np.ndarray] | None = None
-        self.repeat_vocab = self.vocab_size() if repeat_rows else 0
+        self.repeat_vocab = repeat_vocab(self.meta) if repeat_rows else 0
         if self.windows_per_rank() < (self.text_rows if mode == "random" else 1):
             raise GPT2LabError(
                 f"split {split!r} has {self.tokens} tokens: too few for "
@@ -179,15 +189,6 @@ class TokenLoader:
             self.repeat_rows, self.block_size, self.repeat_vocab, REPEAT_LENGTHS
         )
         return sample(torch.Generator().manual_seed(int(seed)))
-
-    def vocab_size(self) -> int:
-        """Token ids the repeat rows may use: [0, n), the end-of-text token left out when it
-        is the last id (as in GPT-2's and `gpt2lab data`'s vocabularies)."""
-        tokenizer = (self.meta or {}).get("tokenizer", {})
-        if "n_vocab" not in tokenizer:
-            raise GPT2LabError("repeat rows need data prepared with a tokenizer (meta.json)")
-        n = int(tokenizer["n_vocab"])
-        return n - 1 if tokenizer.get("eot_token") == n - 1 else n
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Random mode: endless, from the current position. Sequential: one pass from the start."""

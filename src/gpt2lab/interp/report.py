@@ -267,9 +267,9 @@ def heads_markdown(report: HeadsReport, model_name: str, images: dict[str, str])
             "No head passes a role threshold. Small models trained for minutes on a CPU on "
             "stories alone form none; `gpt2lab train --repeat-rows 0.5 --batch-size 128 "
             "--max-steps 1000 --decay-steps 3000` grows induction and previous-token heads "
-            "(19 min on 2 cores; score its last checkpoint, runs/NAME/checkpoints/step_001000, "
-            "as the best-validation one may come before them). docs/interpretability.md "
-            "measures when roles do and do not form."
+            "(score its last checkpoint, runs/NAME/checkpoints/step_001000: the best-validation "
+            "one may come before them). docs/interpretability.md measures when roles do and do "
+            "not form."
         )
     lines += ["", "Thresholds:", ""]
     lines += [f"- **{r.role}**: `{r.score}` ≥ {r.threshold} ({r.description})" for r in ROLE_RULES]
