@@ -117,18 +117,24 @@ def said_twice(tail, n):
 def test_repeat_rows_are_segments_said_twice_after_the_data_rows(shards):
     loader = TokenLoader(shards, batch_size=6, block_size=128, seed=2, repeat_rows=4)
     x, y = loader.next_batch()
-    assert x.shape == y.shape == (6, 128) and torch.equal(x[:, 1:], y[:, :-1])
+    assert x.shape == y.shape == (6, 128) and torch.equal(x[:2, 1:], y[:2, :-1])
     data = stream(shards, "train")
     for row_x, row_y in zip(x[:2].tolist(), y[:2].tolist()):
         find_window(data, row_x + row_y[-1:])  # the first rows are the data's windows
     eot = read_meta(shards)["tokenizer"]["eot_token"]
-    for row in torch.cat([x[2:], y[2:, -1:]], 1).tolist():  # each row with its last target
+    for row, targets in zip(x[2:].tolist(), y[2:].tolist()):
         assert eot not in row
         start, lengths = 0, []  # walk the row: a segment of 5–24 tokens, then the same segment
-        while len(row) - start > 24:  # again (the last ≤ 24 may be a first copy cut short)
+        scored = [False] * len(row)  # again (the last ≤ 24 may be a first copy cut short)
+        while len(row) - start > 24:
             lengths.append(next(n for n in range(5, 25) if said_twice(row[start:], n)))
+            for i in range(start + lengths[-1], min(start + 2 * lengths[-1] - 1, len(row))):
+                scored[i] = True  # predicts a second-copy token after the copy's first one
             start += 2 * lengths[-1]
         assert len(set(lengths)) > 1  # segments of one row differ in length: no fixed period
+        for i in range(min(start, len(row) - 1)):
+            assert targets[i] == (row[i + 1] if scored[i] else -1)
+        assert all(t == -1 or t == row[i + 1] for i, t in enumerate(targets[start:-1], start))
     assert len(loader) == loader.windows_per_rank() // 2  # two data rows a batch
 
 

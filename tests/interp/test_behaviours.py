@@ -23,6 +23,7 @@ from gpt2lab.interp.behaviours import (
     ablation_specificity,
     bigram_targets,
     check_role,
+    induction_partners,
     measure_behaviours,
     pronoun_contrasts,
 )
@@ -277,8 +278,9 @@ def test_trained_induction_circuit_its_two_heads_are_the_ones_the_copying_needs(
     head (layer 1) composes with a partner head in layer 0, and removing either stops the
     copying: they are the two heads whose ablation raises the repeated-half loss most, far
     above the rest. Which of the two hurts more is not a property of the role (here the
-    partner, 5.81 against 5.63 nats), so the check fails on a textbook circuit; the
-    hand-built test above is where it must hold."""
+    partner, 5.81 against 5.63 nats), so the check counts the partner, found causally: without
+    it the induction head's stripe falls from 0.79 to 0.07, without the other layer-0 head
+    it stays at 0.76."""
     model, _ = copying_model()  # trained once, shared with test_proofs
     spec = InductionSpec(rep_len=12, n_seqs=16, seed=1)
     texts = TextSet([list(range(1, 20))], [[f" w{i}" for i in range(1, 20)]])
@@ -294,8 +296,28 @@ def test_trained_induction_circuit_its_two_heads_are_the_ones_the_copying_needs(
     assert (1, 0) in top_two and {h[0] for h in top_two} == {0, 1}
     others = [delta[h] for h in np.ndindex(delta.shape) if h not in top_two]
     assert min(delta[h] for h in top_two) > 3 * max(others)
+    (partner,) = [h for h in top_two if h[0] == 0]
+    assert [(p.head, p.of) for p in result.partners] == [(partner, (1, 0))]
+    assert result.partners[0].ablated < 0.25 * result.partners[0].clean
     (induction,) = [c for c in result.checks if c.role == "induction"]
-    assert induction.verdict == ("holds" if top_two[0] == (1, 0) else "fails")
+    assert induction.partners == [partner] and induction.verdict == "holds"
+    # without the partner counted, the same Δ grid fails the check whenever the partner hurts
+    # more (it does here)
+    alone = check_role("induction", "repeated_half_loss", [(1, 0)], result.delta)
+    assert alone.verdict == ("holds" if top_two[0] == (1, 0) else "fails")
+
+
+def test_induction_partners_are_earlier_heads_whose_ablation_removes_the_stripe():
+    clean = np.array([[0.0, 0.1], [0.9, 0.6]])  # (L, nh): L1H0 and L1H1 induction heads
+    ablated = np.broadcast_to(clean, (2, 2, 2, 2)).copy()  # (ablated head, scored head)
+    ablated[0, 0, 1, 0] = 0.2  # L0H0 carries L1H0's stripe
+    ablated[0, 1, 1, 1] = 0.46  # L0H1 takes 23 % of L1H1's: below PARTNER_DROP
+    ablated[1, 1, 1, 0] = 0.0  # a head of the same layer is never a partner
+    found = induction_partners(clean, ablated, [(1, 0), (1, 1)])
+    assert [(p.head, p.of, p.clean, p.ablated) for p in found] == [((0, 0), (1, 0), 0.9, 0.2)]
+    ablated[0, 1, 1, 1] = 0.44  # 27 %: a partner
+    assert [p.head for p in induction_partners(clean, ablated, [(1, 1)])] == [(0, 1)]
+    assert induction_partners(clean, ablated, []) == []
 
 
 def test_harm_grid_colours_each_column_on_its_own_scale():

@@ -16,7 +16,7 @@ of batches. The position is just (epoch, batches taken), so `state_dict()` and
 Sequential mode (evaluation): windows in order from offset 0, one pass, last batch may be short.
 
 Repeat rows (training, optional): `repeat_rows = k` replaces the last k rows of every batch
-with random token segments each said twice (`synthetic.spans_said_twice`, every token
+with random token segments each said twice (`synthetic.spans_said_twice`, the second copies
 scored), drawn from a generator seeded by (seed, rank, epoch, step), so resume stays exact.
 Stories alone never make a small model copy from its context; these rows do (measured in
 docs/interpretability.md).

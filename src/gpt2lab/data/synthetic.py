@@ -4,8 +4,8 @@ seconds (the interp proofs, notebook 5). Every sampler is a function of a torch.
 - `repeated_segments`: random segments, each immediately repeated (`a b c d a b c d e f g e f
   g …`): the second copy is predictable only by finding the current token earlier and
   copying what followed it, the job of an induction circuit.
-- `spans_said_twice`: the same idea as language-model text: segments of random lengths,
-  each said twice, every token a target (what `--repeat-rows` mixes into training batches).
+- `spans_said_twice`: the same idea as language-model text: segments of random lengths and
+  any tokens, each said twice, back to back (what `--repeat-rows` mixes into training batches).
 - `TrigramLanguage`: a second-order Markov chain, each token one of two successors of the
   pair before it: predictable only from the previous token *and* the current one, the job of
   a previous-token head (attention is the only way a position learns its neighbour).
@@ -58,8 +58,9 @@ def spans_said_twice(batch: int, length: int, vocab: int, lengths: tuple[int, in
 
     Every segment has its own length in [lengths[0], lengths[1]] and uniform random tokens in
     [0, vocab), so neither a fixed offset nor the row's period finds the earlier copy, only the
-    token that came before it. Every next token is a target, as in language-model training: the
-    first copy of a segment is unpredictable, the second predictable by copying.
+    token that came before it. Only the predictable tokens are targets, as in
+    `repeated_segments`: the second copy after its first token (−1 elsewhere). Scoring the
+    random first copies too keeps a model on its plateau far longer (docs/interpretability.md).
     """
     if not 1 <= lengths[0] <= lengths[1]:
         raise GPT2LabError(f"segment lengths must satisfy 1 <= min <= max, got {lengths}")
@@ -72,11 +73,12 @@ def spans_said_twice(batch: int, length: int, vocab: int, lengths: tuple[int, in
         pos = torch.arange(n).repeat(batch, 1)  # (B, T+1)
         seg = torch.searchsorted(ends, pos, right=True)  # (B, T+1): the segment of each position
         seg_len = L.gather(1, seg)
-        within = (pos - (ends.gather(1, seg) - 2 * seg_len)) % seg_len  # index inside the segment
+        offset = pos - (ends.gather(1, seg) - 2 * seg_len)  # (B, T+1): index in the pair, 0..2L−1
         first = (L.cumsum(1) - L).gather(1, seg)  # (B, T+1): the segment's first fresh token
         fresh = torch.randint(vocab, (batch, int(L.sum(1).max())), generator=g)
-        tokens = fresh.gather(1, first + within)
-        return tokens[:, :-1], tokens[:, 1:]
+        tokens = fresh.gather(1, first + offset % seg_len)
+        targets = torch.where(offset > seg_len, tokens, -1)  # second copy, after its first token
+        return tokens[:, :-1], targets[:, 1:]
 
     return sample
 

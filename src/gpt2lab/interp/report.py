@@ -31,6 +31,7 @@ from gpt2lab.interp import attribution as attr
 from gpt2lab.interp.behaviours import (
     BEHAVIOURS,
     LOWER_IS_BETTER,
+    PARTNER_DROP,
     BehaviourSet,
     Specificity,
     ablation_specificity,
@@ -365,15 +366,19 @@ def behaviours_markdown(spec: Specificity, roles: Sequence[HeadRole], image: str
         "## Ablation specificity",
         "",
         "Each head zero-ablated in turn; Δ = ablated − clean. A check *holds* when the head "
-        "whose removal hurts the role's behaviour most is labelled with the role, and it hurts "
-        "it strictly more than every head without that label.",
+        "whose removal hurts the role's behaviour most is labelled with the role (for "
+        "induction: or is a partner of an induction head), and it hurts it strictly more than "
+        "every other head.",
         "",
+        *partner_lines(spec),
         "| role | labelled | behaviour | most hurt by (Δ) | most hurt by an unlabelled head (Δ) "
         "| verdict |",
         "|---|---|---|---|---|---|",
     ]
     for c in spec.checks:
         labelled = ", ".join(head_name(h) for h in c.labelled) or "—"
+        if c.partners:
+            labelled += " + partner " + ", ".join(head_name(h) for h in c.partners)
         top = f"{head_name(c.most_hurt, roles)} ({c.most_hurt_delta:+.3f})" if c.most_hurt else "—"
         runner = (
             f"{head_name(c.runner_up, roles)} ({c.runner_up_delta:+.3f})" if c.runner_up else "—"
@@ -383,6 +388,22 @@ def behaviours_markdown(spec: Specificity, roles: Sequence[HeadRole], image: str
             f"| **{c.verdict}** |"
         )
     return lines + ["", f"![behaviours under ablation]({image})"]
+
+
+def partner_lines(spec: Specificity) -> list[str]:
+    """The report's sentence on the induction heads' partners (none when no head is labelled
+    induction)."""
+    if not any(c.role == "induction" and c.labelled for c in spec.checks):
+        return []
+    found = "; ".join(
+        f"{head_name(p.head)} for {head_name(p.of)} (stripe {p.clean:.2f} → {p.ablated:.2f})"
+        for p in spec.partners
+    )
+    return [
+        f"**Induction partners** (an earlier head whose zero-ablation removes at least "
+        f"{PARTNER_DROP:.0%} of an induction head's stripe): {found or 'none'}.",
+        "",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -90,8 +90,8 @@ class TrainConfig:
     grad_accum: int = 1
     """micro-batches per optimizer step and rank"""
     repeat_rows: float = 0.0
-    """fraction of each training batch made of random token segments said twice (every token
-    scored): practice at copying from the context, which grows induction heads; 0 = the data
+    """fraction of each training batch made of random token segments said twice (the second
+    copies scored): practice at copying from the context, which grows induction heads; 0 = the data
     only (validation always uses the data alone)"""
 
     # --- optimisation ----------------------------------------------------------------------
