@@ -172,7 +172,8 @@ class GPTConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> GPTConfig:
-        """A named shape ('gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', 'tiny', 'mini')."""
+        """A named shape ('gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl', 'tiny', 'stories',
+        'mini')."""
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         data = {**PRESETS[name], **overrides}
@@ -188,5 +189,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpt2-xl": dict(n_layer=48, n_head=25, n_embd=1600),  # 1558M
     # Small shapes for CPU work; vocab_size is usually replaced by the tokenizer's.
     "tiny": dict(n_layer=4, n_head=4, n_embd=128, block_size=128),  # ~0.8M non-embedding
+    # tiny with a 64-token context, `gpt2lab train`'s default: at the same cost per step a
+    # batch holds twice the rows, and rows per step are what make heads form early
+    # (docs/interpretability.md, round 6).
+    "stories": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),
     "mini": dict(n_layer=6, n_head=6, n_embd=384, block_size=256),  # ~10.6M non-embedding
 }

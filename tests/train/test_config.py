@@ -8,6 +8,7 @@ from gpt2lab.options import load_yaml
 from gpt2lab.train.config import (
     TrainConfig,
     apply_overrides,
+    saved_config,
     to_yaml,
     trajectory_changes,
 )
@@ -101,3 +102,28 @@ def test_the_help_texts_name_every_choice():
         assert all(choice in docs[field] for choice in choices), field
     assert all(name in field_docs(SuiteOptions)["preset"] for name in BUDGETS)
     assert set(docs) == {f for f in TrainConfig.__dataclass_fields__}  # every field has help
+
+
+def test_repeat_rows_default_to_half_only_for_a_new_model_on_the_default_stories():
+    from gpt2lab.data.prepared import DEFAULT_DATA
+
+    assert TrainConfig.data == DEFAULT_DATA  # the default run prepares what it trains on
+    assert TrainConfig().repeat_fraction() == 0.5 and TrainConfig().preset == "stories"
+    assert TrainConfig().repeat_rows_per_batch() == 64
+    # a user's data or fine-tuning: the data alone, however the option arrives
+    for changes in ({"data": "data/my-text"}, {"init_from": "gpt2"}):
+        assert TrainConfig(**changes).repeat_fraction() == 0.0
+        assert apply_overrides(TrainConfig(), changes).repeat_fraction() == 0.0
+    assert TrainConfig(repeat_rows=0.0).repeat_fraction() == 0.0  # an explicit value wins
+    assert (
+        apply_overrides(TrainConfig(), {"data": "x", "repeat_rows": "0.25"}).repeat_fraction()
+        == 0.25
+    )
+    # unset stays unset in config.yaml, so a resumed run works it out the same way
+    assert yaml.safe_load(to_yaml(TrainConfig()))["repeat_rows"] is None
+
+
+def test_a_config_saved_before_repeat_rows_existed_means_none():
+    older = {k: v for k, v in TrainConfig(repeat_rows=0.0).to_dict().items() if k != "repeat_rows"}
+    assert saved_config(older).repeat_fraction() == 0.0  # not today's default for these data
+    assert saved_config(TrainConfig().to_dict()).repeat_fraction() == 0.5

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help=MODEL_HELP + " (only its config is read)")
     which.add_argument(
-        "--preset", help="a preset shape: gpt2, gpt2-medium, gpt2-large, gpt2-xl, tiny, mini"
+        "--preset",
+        help="a preset shape: gpt2, gpt2-medium, gpt2-large, gpt2-xl, tiny, stories, mini",
     )
     p.add_argument("--batch-size", type=int, default=8, help="sequences per step (default 8)")
     p.add_argument(

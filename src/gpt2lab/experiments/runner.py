@@ -346,6 +346,7 @@ class Suite:
             name=key.name,
             batch_size=b.batch_size,
             block_size=b.block_size,
+            repeat_rows=0.0,  # the variants are compared on the data alone
             max_steps=b.steps,
             lr=key.lr,
             min_lr=key.lr * b.min_lr_ratio,

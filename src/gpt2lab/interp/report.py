@@ -266,11 +266,10 @@ def heads_markdown(report: HeadsReport, model_name: str, images: dict[str, str])
     else:
         lines.append(
             "No head passes a role threshold. Small models trained for minutes on a CPU on "
-            "stories alone form none; `gpt2lab train --repeat-rows 0.5 --batch-size 128 "
-            "--max-steps 1000 --decay-steps 3000` grows induction and previous-token heads "
-            "(score its last checkpoint, runs/NAME/checkpoints/step_001000: the best-validation "
-            "one may come before them). docs/interpretability.md measures when roles do and do "
-            "not form."
+            "stories alone form none; the default `gpt2lab train` (half of every batch random "
+            "segments said twice, `--repeat-rows 0.5`) grows induction and previous-token heads "
+            "after about 400 steps. docs/interpretability.md measures when roles do and do not "
+            "form."
         )
     lines += ["", "Thresholds:", ""]
     lines += [f"- **{r.role}**: `{r.score}` ≥ {r.threshold} ({r.description})" for r in ROLE_RULES]

@@ -101,9 +101,9 @@ class TimelineInputs:
 def run_config(run_dir: Path):
     """The run's TrainConfig, from its config.yaml."""
     from gpt2lab.options import load_yaml
-    from gpt2lab.train.config import TrainConfig, apply_overrides
+    from gpt2lab.train.config import saved_config
 
-    return apply_overrides(TrainConfig(), load_yaml(Path(run_dir) / "config.yaml"))
+    return saved_config(load_yaml(Path(run_dir) / "config.yaml"))
 
 
 def val_data(run_dir: Path, data: str | Path | None, config_data: str) -> Path:

@@ -61,6 +61,12 @@ RESUMABLE_CHANGES = frozenset(
 )
 
 
+STORIES_REPEAT_ROWS = 0.5
+"""`repeat_rows` of a run that trains a new model on the default stories data: half of every
+batch is copying practice, which makes induction and previous-token heads form within the
+default run (docs/interpretability.md, round 6)."""
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs. Each field's docstring is its `--flag` help."""
@@ -68,8 +74,8 @@ class TrainConfig:
     # --- what to train ---------------------------------------------------------------------
     data: str = "data/stories-4096"
     """prepared data dir (token shards + meta.json, see `gpt2lab data prepare`)"""
-    preset: str = "tiny"
-    """model preset: gpt2, gpt2-medium, gpt2-large, gpt2-xl, tiny, mini"""
+    preset: str = "stories"
+    """model preset: gpt2, gpt2-medium, gpt2-large, gpt2-xl, tiny, stories, mini"""
     model: dict[str, Any] = field(default_factory=dict)
     """GPTConfig overrides over the preset, e.g. --model.n-layer 4 (vocab_size defaults to the
     data's)"""
@@ -83,19 +89,20 @@ class TrainConfig:
     """run name (default: <data>-<preset>-<time>)"""
 
     # --- batch -----------------------------------------------------------------------------
-    batch_size: int = 32
+    batch_size: int = 128
     """sequences per micro-batch and rank"""
     block_size: int | None = None
     """tokens per sequence (default: the model's)"""
     grad_accum: int = 1
     """micro-batches per optimizer step and rank"""
-    repeat_rows: float = 0.0
+    repeat_rows: float | None = None
     """fraction of each training batch made of random token segments said twice (the second
-    copies scored): practice at copying from the context, which grows induction heads; 0 = the data
-    only (validation always uses the data alone)"""
+    copies scored): practice at copying from the context, which grows induction heads; 0 = the
+    data only (validation always uses the data alone). Default: 0.5 when training from scratch
+    on the default stories data, else 0"""
 
     # --- optimisation ----------------------------------------------------------------------
-    max_steps: int = 400
+    max_steps: int = 800
     """optimizer steps"""
     lr: float = 3e-3
     """peak learning rate"""
@@ -154,7 +161,7 @@ class TrainConfig:
     """steps between checkpoints (0 = only at the end)"""
     keep_last: int = 3
     """step checkpoints kept (the best-val one is kept too; 0 = only best/ and the latest)"""
-    keep_every: int = 0
+    keep_every: int = 100
     """also write a checkpoint every N steps and never prune it, whatever keep_last says: the
     checkpoints `gpt2lab timeline` compares (0 = none)"""
     step_log: bool = False
@@ -174,9 +181,21 @@ class TrainConfig:
 
     # --- derived -----------------------------------------------------------------------------
 
+    def trains_stories_from_scratch(self) -> bool:
+        """Whether this run trains a new model on the default stories data."""
+        return self.data == TrainConfig.data and self.init_from is None  # the field's default
+
+    def repeat_fraction(self) -> float:
+        """`repeat_rows`, or when unset its default: STORIES_REPEAT_ROWS for a new model on
+        the default stories data, else 0 (worked out from the other fields, so flags, YAML
+        and a resumed run's config.yaml all get the same)."""
+        if self.repeat_rows is not None:
+            return self.repeat_rows
+        return STORIES_REPEAT_ROWS if self.trains_stories_from_scratch() else 0.0
+
     def repeat_rows_per_batch(self) -> int:
-        """Rows of each micro-batch that are repeat rows: round(repeat_rows × batch_size)."""
-        return round(self.repeat_rows * self.batch_size)
+        """Rows of each micro-batch that are repeat rows: round(repeat_fraction × batch_size)."""
+        return round(self.repeat_fraction() * self.batch_size)
 
     def model_config(self, vocab_size: int | None = None) -> GPTConfig:
         """The GPTConfig: preset, then `model` overrides; vocab_size fills in when not set."""
@@ -215,10 +234,10 @@ def validate(cfg: TrainConfig) -> None:
     ):
         if getattr(cfg, name) < 0:
             raise GPT2LabError(f"{name} must be >= 0, got {getattr(cfg, name)}")
-    if not 0 <= cfg.repeat_rows < 1 or cfg.repeat_rows_per_batch() >= cfg.batch_size:
+    if not 0 <= cfg.repeat_fraction() < 1 or cfg.repeat_rows_per_batch() >= cfg.batch_size:
         raise GPT2LabError(
             f"repeat_rows must be in [0, 1) and leave at least one data row of the batch, "
-            f"got {cfg.repeat_rows}"
+            f"got {cfg.repeat_fraction()}"
         )
     if cfg.block_size is not None and cfg.block_size < 1:
         raise GPT2LabError(f"block_size must be >= 1, got {cfg.block_size}")
@@ -304,6 +323,16 @@ def apply_overrides(cfg: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     data = {**cfg.to_dict(), **typed_values(fields, overrides, "training option")}
     data["model"] = {**cfg.model, **model_overrides(model)}
     return TrainConfig(**data)
+
+
+OLDER_RUNS = {"repeat_rows": 0.0}
+"""What a field means in a config saved before the field existed (runs then did without it)."""
+
+
+def saved_config(options: dict[str, Any]) -> TrainConfig:
+    """The TrainConfig of a saved config.yaml or checkpoint state: its options over the
+    defaults, where fields it lacks take OLDER_RUNS' values rather than today's defaults."""
+    return apply_overrides(TrainConfig(), {**OLDER_RUNS, **options})
 
 
 def to_yaml(cfg: TrainConfig) -> str:

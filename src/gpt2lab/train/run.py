@@ -47,7 +47,13 @@ from gpt2lab.train.callbacks import (
     TensorBoard,
     Timer,
 )
-from gpt2lab.train.config import TrainConfig, apply_overrides, to_yaml, trajectory_changes
+from gpt2lab.train.config import (
+    TrainConfig,
+    apply_overrides,
+    saved_config,
+    to_yaml,
+    trajectory_changes,
+)
 from gpt2lab.train.engine import check_dtype, param_dtype
 from gpt2lab.train.metrics import parse_records
 from gpt2lab.train.precision import DtypeChoice, choose_dtype
@@ -201,7 +207,7 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Tra
     options = load_yaml(run_dir / "config.yaml")
     if not options:  # not the defaults: they would train something else, somewhere else
         raise GPT2LabError(f"cannot resume {run_dir}: its config.yaml is empty")
-    saved = apply_overrides(TrainConfig(), options)
+    saved = saved_config(options)
     latest = ckpt.latest(run_dir / "checkpoints")
     if latest is not None:
         check_checkpoint_config(saved, latest)
@@ -218,7 +224,7 @@ def resume_config(run_dir: Path, overrides: dict[str, Any] | None = None) -> Tra
 def check_checkpoint_config(config: TrainConfig, checkpoint: Path) -> None:
     """A run's config.yaml must agree with its checkpoint's own config in all that shapes the
     trajectory: one that lost its settings would train something else (on the default data)."""
-    saved = apply_overrides(TrainConfig(), ckpt.read_state(checkpoint)["config"])
+    saved = saved_config(ckpt.read_state(checkpoint)["config"])
     changed = trajectory_changes(saved, config)
     if changed:
         raise GPT2LabError(
