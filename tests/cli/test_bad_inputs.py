@@ -46,7 +46,11 @@ BAD_INPUTS = [
     ("train-lr-negative", "train --data {D} --lr -0.1 --max-steps 2", "lr"),
     ("train-steps-negative", "train --data {D} --max-steps -5", "max_steps"),
     ("train-batch-zero", "train --data {D} --batch-size 0 --max-steps 2", "batch_size"),
-    ("train-out-under-a-file", "train --data {D} --out-dir {F}/runs --max-steps 2", "notes.txt"),
+    (
+        "train-out-under-a-file",
+        "train --data {D} --out-dir {F}/runs --batch-size 4 --max-steps 2",
+        "notes.txt",
+    ),
     ("train-config-not-utf8", "train --config {L}", "latin1.txt is not UTF-8"),
     ("train-config-missing", "train --config {X}.yaml", "no such config file"),
     ("train-config-not-a-mapping", "train --config {F}", "must hold a mapping"),

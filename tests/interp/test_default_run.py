@@ -37,7 +37,7 @@ def shortened_default(steps: int) -> GPT:
         tensorboard=False,
         name="default",
     )
-    assert (config.preset, config.batch_size, config.repeat_rows) == ("stories", 128, 0.5)
+    assert (config.preset, config.batch_size, config.repeat_fraction()) == ("stories", 128, 0.5)
     result = train(config)
     assert result.stopped == "completed", result.stopped
     return load_pretrained(str(result.checkpoint)).eval()
