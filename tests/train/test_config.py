@@ -127,3 +127,8 @@ def test_a_config_saved_before_repeat_rows_existed_means_none():
     older = {k: v for k, v in TrainConfig(repeat_rows=0.0).to_dict().items() if k != "repeat_rows"}
     assert saved_config(older).repeat_fraction() == 0.0  # not today's default for these data
     assert saved_config(TrainConfig().to_dict()).repeat_fraction() == 0.5
+
+
+def test_naming_the_default_repeat_rows_on_resume_changes_nothing():
+    assert trajectory_changes(TrainConfig(), TrainConfig(repeat_rows=0.5)) == []
+    assert trajectory_changes(TrainConfig(), TrainConfig(repeat_rows=0.25)) == ["repeat_rows"]

@@ -346,6 +346,10 @@ def trajectory_changes(old: TrainConfig, new: TrainConfig) -> list[str]:
     so a resumed run may go on longer: `--resume RUN --max-steps 1500`.
     """
     a, b = old.to_dict(), new.to_dict()
+    a["repeat_rows"], b["repeat_rows"] = (
+        old.repeat_fraction(),
+        new.repeat_fraction(),
+    )  # unset = its default
     free = RESUMABLE_CHANGES
     if a["decay_steps"] is not None and a["decay_steps"] == b["decay_steps"]:
         free = free | {"max_steps"}
