@@ -75,7 +75,7 @@ def open_data(cfg: TrainConfig, dist: D.Dist) -> DataSpec:
             )
         if dist.is_main:
             print(f"preparing the stories corpus in {path} (once)")
-            prepare_stories(path, progress=True)
+            prepare_stories(path, progress=cfg.progress)
         D.barrier(dist)
     return read_data_spec(path)
 
