@@ -132,3 +132,23 @@ def test_a_config_saved_before_repeat_rows_existed_means_none():
 def test_naming_the_default_repeat_rows_on_resume_changes_nothing():
     assert trajectory_changes(TrainConfig(), TrainConfig(repeat_rows=0.5)) == []
     assert trajectory_changes(TrainConfig(), TrainConfig(repeat_rows=0.25)) == ["repeat_rows"]
+
+
+def test_decay_defaults_to_constant_only_for_a_new_model_on_the_default_stories():
+    assert TrainConfig().schedule() == "constant"
+    for changes in ({"data": "data/my-text"}, {"init_from": "gpt2"}):
+        assert TrainConfig(**changes).schedule() == "cosine"
+        assert apply_overrides(TrainConfig(), changes).schedule() == "cosine"
+    assert TrainConfig(decay="linear").schedule() == "linear"  # an explicit value wins
+    assert yaml.safe_load(to_yaml(TrainConfig()))["decay"] is None  # worked out on resume too
+    with pytest.raises(GPT2LabError, match="decay must be one of"):
+        apply_overrides(TrainConfig(), {"data": "x", "decay": "step"})
+
+
+def test_naming_the_default_decay_on_resume_changes_nothing():
+    assert trajectory_changes(TrainConfig(), TrainConfig(decay="constant")) == []
+    assert trajectory_changes(TrainConfig(), TrainConfig(decay="cosine")) == ["decay"]
+    # a constant lr does not depend on max_steps: a resumed run may go on longer
+    assert trajectory_changes(TrainConfig(), TrainConfig(max_steps=1600)) == []
+    user = TrainConfig(data="data/my-text")  # cosine to max_steps: a longer run is another run
+    assert trajectory_changes(user, user.replace(max_steps=1600)) == ["max_steps"]

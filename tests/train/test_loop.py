@@ -51,10 +51,12 @@ def test_resume_is_bit_identical(tiny_config, repeat_rows):
     assert all(torch.equal(sd_full[k], sd_part[k]) for k in sd_full)
 
 
-def test_a_run_with_a_fixed_decay_extends_on_resume_as_if_it_had_run_on(tiny_config):
-    """With --decay-steps set, the lr schedule does not depend on max_steps, so a finished
-    6-step run resumed with --max-steps 12 takes the very steps of a 12-step run."""
-    run = dict(decay_steps=12, repeat_rows=0.25)
+@pytest.mark.parametrize("schedule", [dict(decay_steps=12), dict(decay="constant")])
+def test_a_run_with_a_fixed_decay_extends_on_resume_as_if_it_had_run_on(tiny_config, schedule):
+    """With --decay-steps set or a constant lr, the lr schedule does not depend on max_steps,
+    so a finished 6-step run resumed with --max-steps 12 takes the very steps of a 12-step
+    run."""
+    run = dict(schedule, repeat_rows=0.25)
     full = train(tiny_config(name="full", max_steps=12, **run))
     short = train(tiny_config(name="short", max_steps=6, **run))
     assert short.stopped == "completed" and short.step == 6

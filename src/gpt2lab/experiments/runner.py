@@ -350,6 +350,7 @@ class Suite:
             max_steps=b.steps,
             lr=key.lr,
             min_lr=key.lr * b.min_lr_ratio,
+            decay="cosine",
             warmup_steps=b.warmup_steps if variant.warmup else 0,
             eval_interval=b.eval_interval,
             eval_iters=b.eval_iters,

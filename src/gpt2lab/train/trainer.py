@@ -300,7 +300,7 @@ class Trainer:
             min_lr=cfg.min_lr,
             warmup_steps=cfg.warmup_steps,
             decay_steps=cfg.decay_steps or cfg.max_steps,
-            decay=cfg.decay,
+            decay=cfg.schedule(),
         )
         batches = [loader.next_batch() for loader in self.train_loaders]
         n_global = self._global_tokens(batches)
