@@ -20,11 +20,13 @@ from gpt2lab.config import GPTConfig
 from gpt2lab.interp.behaviours import (
     BehaviourSet,
     Contrast,
+    NameRecall,
     ablation_specificity,
     bigram_targets,
     check_role,
     induction_partners,
     measure_behaviours,
+    name_recall_set,
     pronoun_contrasts,
 )
 from gpt2lab.interp.heads import (
@@ -67,6 +69,34 @@ def test_pronoun_contrasts_come_from_the_annotations():
     assert pronoun_contrasts(tok, 20, seed=4, max_tokens=5) == []
 
 
+@pytest.mark.parametrize("max_tokens", [40, 128])
+def test_name_mentions_are_split_by_whether_the_story_said_the_name_before(max_tokens):
+    """Checked on the decoded rows by splitting words, not by the regex under test."""
+    from gpt2lab.data.stories import NAMES
+
+    names = {name for group in NAMES.values() for name in group}
+    tok = get_tokenizer("gpt2")
+    recall = name_recall_set(tok, n=12, seed=3, max_tokens=max_tokens)
+    assert len(recall.tokens) == 12 and all(len(t) <= max_tokens for t in recall.tokens)
+    expected_said, expected_new = [], []
+    for row, ids in enumerate(recall.tokens):
+        seen: set[str] = set()
+        for position in range(len(ids)):
+            word = tok.decode([ids[position]]).strip(' "')
+            # the whole word that starts at this token, read on in the decoded text
+            name = tok.decode(ids[position:]).lstrip(' "').split(" ")[0].rstrip('.,!?"')
+            if not word or not name.startswith(word) or name not in names:
+                continue
+            if seen and position > 0:
+                (expected_said if name in seen else expected_new).append((row, position))
+            seen.add(name)
+    assert recall.said == expected_said and recall.new == expected_new
+    assert recall.said and recall.new
+    if max_tokens == 128:
+        assert len(recall.said) > len(recall.new)  # most later mentions repeat a name
+    assert name_recall_set(tok, n=12, seed=3, max_tokens=max_tokens) == recall  # seeded
+
+
 # ---------------------------------------------------------------------------------------------
 # Values against a hand computation
 # ---------------------------------------------------------------------------------------------
@@ -107,6 +137,20 @@ def by_hand(model, behaviours: BehaviourSet) -> dict[str, float]:
     if gaps:
         values["pronoun_accuracy"] = float(np.mean([g > 0 for g in gaps]))
         values["pronoun_margin"] = float(np.mean(gaps))
+    if behaviours.names is not None:
+        for key, mentions in (
+            ("said_name_loss", behaviours.names.said),
+            ("new_name_loss", behaviours.names.new),
+        ):
+            with torch.no_grad():
+                losses = [
+                    F.cross_entropy(
+                        model(torch.tensor([behaviours.names.tokens[row]]))[0][0, position - 1],
+                        torch.tensor(behaviours.names.tokens[row][position]),
+                    )
+                    for row, position in mentions
+                ]
+            values[key] = float(torch.stack(losses).mean())
     return values
 
 
@@ -116,7 +160,12 @@ def small_set() -> BehaviourSet:
         [[" a", "b", "c", " d", "e", "f", "."], [" x", " y", " z"], ["p", "q", "r", " s", "t"]],
     )
     contrasts = [Contrast([1, 2, 3], 4, 5), Contrast([3, 2, 9, 9, 1], 7, 1), Contrast([6], 2, 3)]
-    return BehaviourSet(texts, InductionSpec(rep_len=8, n_seqs=4, seed=2), contrasts)
+    names = NameRecall(  # rows of three lengths, so the padding is exercised
+        [[4, 5, 6, 4, 7, 5], [9, 9, 3], [1, 2, 3, 4, 1, 2, 8, 2]],
+        said=[(0, 3), (0, 5), (2, 4), (2, 7), (1, 1)],
+        new=[(0, 1), (2, 6)],
+    )
+    return BehaviourSet(texts, InductionSpec(rep_len=8, n_seqs=4, seed=2), contrasts, names)
 
 
 def test_every_behaviour_matches_a_hand_computation_clean_and_ablated(small_model):
@@ -207,6 +256,24 @@ def test_specificity_holds_on_a_hand_built_induction_head_and_fails_when_mislabe
     assert failed.runner_up == (1, 0)  # the most harmful head without the label
 
 
+def test_removing_a_roles_heads_together_shows_what_each_alone_hides():
+    """The circuit's two previous-token heads each carry the whole signal: removing one costs
+    the copying nothing, removing both breaks it, as in a model with both zeroed by hand."""
+    model = induction_circuit()
+    behaviours = circuit_set()
+    roles = [HeadRole(0, 0, "previous-token", 1.0), HeadRole(0, 1, "previous-token", 1.0)]
+    roles.append(HeadRole(1, 0, "induction", 1.0))
+    result = ablation_specificity(model, behaviours, roles, progress=False)
+    assert list(result.together) == ["previous-token", "induction"]
+    both = result.together["previous-token"]
+    assert abs(result.delta["repeated_half_loss"][0]).max() < 0.05
+    assert both["repeated_half_loss"] - result.clean["repeated_half_loss"] > 1.0
+    by_weights = by_hand(zeroed_copy(zeroed_copy(model, 0, 0), 0, 1), behaviours)
+    assert both == pytest.approx(by_weights, rel=1e-4, abs=1e-5)
+    alone = by_hand(zeroed_copy(model, 1, 0), behaviours)
+    assert result.together["induction"] == pytest.approx(alone, rel=1e-4, abs=1e-5)
+
+
 def test_check_role_rules():
     delta = {
         "repeated_half_loss": np.array([[0.5, 0.0], [0.5, 0.2]]),
@@ -231,13 +298,25 @@ def test_check_role_rules():
 def test_heads_report_shows_behaviours_and_the_check(tmp_path):
     model = induction_circuit()
     texts = TextSet([[1, 2, 3, 4, 1, 2, 3, 4]], [["a", "b", "c", "d", "a", "b", "c", "d"]])
-    behaviours = BehaviourSet(texts, InductionSpec(rep_len=6, n_seqs=8), [Contrast([1, 2], 3, 4)])
+    names = NameRecall([[1, 2, 3, 1, 2, 3], [4, 5, 4]], said=[(0, 3), (1, 2)], new=[(0, 1)])
+    behaviours = BehaviourSet(
+        texts, InductionSpec(rep_len=6, n_seqs=8), [Contrast([1, 2], 3, 4)], names
+    )
     report = build_heads_report(model, texts, progress=False, behaviours=behaviours)
     path = write_heads_report(report, tmp_path, "circuit")
     text = path.read_text()
     assert "## Behaviours" in text and "## Ablation specificity" in text
     clean = report.specificity.clean
     assert f"| repeated-half loss | {clean['repeated_half_loss']:.3f} |" in text
+    said = report.specificity.delta["said_name_loss"]
+    worst = np.unravel_index(int(np.argmax(said)), said.shape)
+    assert f"| loss on names said before | {clean['said_name_loss']:.3f} | 2 mentions" in text
+    assert "| loss on names said first |" in text and "1 first mentions" in text
+    assert f"raises their loss most are L{worst[0]}H{worst[1]}" in text
+    together = report.specificity.together["induction"]
+    cells = [f"{together[n] - clean[n]:+.3f}" for n in clean]
+    assert "| induction | " + " | ".join(cells) + " |" in text
+    assert data_together(tmp_path) == report.specificity.together
     assert "| induction | L1H0 | repeated-half loss | L1H0 (" in text and "**holds**" in text
     data = json.loads((tmp_path / "scores.json").read_text())
     assert data["behaviours"]["clean"] == pytest.approx(clean)
@@ -254,6 +333,10 @@ def test_heads_report_shows_behaviours_and_the_check(tmp_path):
         ).specificity
         is None
     )
+
+
+def data_together(out) -> dict:
+    return json.loads((out / "scores.json").read_text())["behaviours"]["together"]
 
 
 def test_a_report_with_no_roles_says_so_and_where_to_read_why(tmp_path):

@@ -2,8 +2,9 @@
 the val loss against Hugging Face's GPT2LMHeadModel on batches cut from the shard by hand
 (and against the trainer's own logged evaluation), the head scores against
 compute_head_scores, the sample against generate (and samples.txt), the cloze accuracy
-against cloze_score."""
+against cloze_score, the name losses against Hugging Face's model on each story alone."""
 
+import dataclasses
 import json
 import re
 
@@ -16,10 +17,12 @@ from gpt2lab.data.shards import read_shard
 from gpt2lab.errors import GPT2LabError
 from gpt2lab.evaluate import cloze_score, read_probe_records
 from gpt2lab.generate import generate
+from gpt2lab.interp.behaviours import NameRecall
 from gpt2lab.interp.heads import classify_heads, compute_head_scores, uniform_distance
 from gpt2lab.interp.texts import packed_probe_text_set
 from gpt2lab.pretrained import load_pretrained
 from gpt2lab.timeline import build_timeline, checkpoint_summary, loss_curve, write_timeline
+from gpt2lab.timeline.build import make_inputs, summarize_model
 from gpt2lab.tokenizer import get_tokenizer
 
 PROBES = 40
@@ -85,6 +88,40 @@ def test_head_scores_against_compute_head_scores(timeline, tiny_run):
         assert summary.induction_loss == pytest.approx(scores.induction_loss, rel=1e-6)
 
 
+def test_name_losses_against_hugging_face_one_story_at_a_time(timeline, tiny_run):
+    """The tiny run's near-byte vocabulary fits no second name in 64 tokens of a held-out
+    story, so its timeline has no name losses; on a text that repeats names, they are
+    Hugging Face's cross-entropy at each mention."""
+    transformers = pytest.importorskip("transformers")
+    assert all(c.said_name_loss is None and c.new_name_loss is None for c in timeline.checkpoints)
+    tokenizer = get_tokenizer(str(checkpoint(tiny_run, 10)))
+    rows, said, new = [], [], []
+    for row, text in enumerate(["Mia met Tom. Tom ran.", "Sam saw Ann. Sam hid. Ann ate."]):
+        ids = tokenizer.encode(text)
+        rows.append(ids)
+        seen = set()
+        for word in re.finditer(r"[A-Z][a-z]+", text):
+            position = len(tokenizer.encode(text[: word.start()]))  # its first token
+            if seen:
+                (said if word.group() in seen else new).append((row, position))
+            seen.add(word.group())
+    assert len(said) == 3 and len(new) == 2
+    inputs = dataclasses.replace(
+        make_inputs(tiny_run, probes=PROBES), names=NameRecall(rows, said, new)
+    )
+    for step in (10, 30):
+        summary = summarize_model(load_pretrained(checkpoint(tiny_run, step)), step, inputs)
+        hf = transformers.GPT2LMHeadModel.from_pretrained(checkpoint(tiny_run, step)).eval()
+        with torch.no_grad():
+            logits = [hf(torch.tensor([ids])).logits[0] for ids in rows]
+        for mentions, value in ((said, summary.said_name_loss), (new, summary.new_name_loss)):
+            losses = [
+                F.cross_entropy(logits[row][position - 1], torch.tensor(rows[row][position]))
+                for row, position in mentions
+            ]
+            assert value == pytest.approx(float(torch.stack(losses).mean()), rel=1e-5)
+
+
 def test_sample_against_generate_and_samples_txt(timeline, tiny_run):
     tokenizer = get_tokenizer(str(checkpoint(tiny_run, 10)))
     written = re.split(r"^=== step (\d+) ===\n", (tiny_run / "samples.txt").read_text(), flags=re.M)
@@ -136,9 +173,18 @@ def test_json_markdown_and_png(timeline, tmp_path):
     rows = [line for line in path.read_text().splitlines() if re.match(r"^\| \d+ \|", line)]
     assert [row.split("|")[1].strip() for row in rows] == ["10", "20", "30"]
     assert f"{timeline.checkpoints[0].val_loss:.3f}" in rows[0]
+    assert "| – / – |" in rows[0]  # no name losses on the tiny run (see above)
+    assert data["checkpoints"][0]["said_name_loss"] is None
 
 
 def test_loss_curve_alone_loads_no_model(tiny_run):
     curve = loss_curve(tiny_run)
     assert curve.checkpoint_steps == [10, 20, 30] and len(curve.fit.steps) == 30
     assert json.loads(json.dumps(curve.to_dict()))["train_steps"] == list(range(1, 31))
+
+
+def test_name_cell_shows_each_loss_or_a_dash():
+    from gpt2lab.timeline.report import name_cell
+
+    assert name_cell(3.234, 5.5) == "3.23 / 5.50"
+    assert name_cell(None, 5.5) == "– / 5.50" and name_cell(None, None) == "– / –"

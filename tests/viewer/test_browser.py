@@ -403,6 +403,9 @@ def test_timeline_slider_steps_through_the_checkpoints(page, run_server, run_cli
         )
         assert page.inner_text("#timeline-sample") == summary["sample"]
         assert page.inner_text("#timeline-cloze") == f"{summary['cloze_accuracy'] * 100:.1f}%"
+        said, first = (summary[k] for k in ("said_name_loss", "new_name_loss"))
+        shown = " / ".join("–" if v is None else f"{v:.2f}" for v in (said, first))
+        assert page.inner_text("#timeline-names") == shown
         scores = page.locator("#timeline-roles tbody td.num:nth-child(2)").all_inner_texts()
         assert scores == [f"{r['score']:.2f}" for r in summary["roles"]]
         mark = page.get_attribute("#timeline-chart line.step-mark", "data-step")

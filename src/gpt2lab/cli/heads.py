@@ -19,7 +19,8 @@ def register(subparsers) -> None:
             "mean attention distance, entropy, pronoun→antecedent — classify heads by "
             "documented thresholds, measure each head's ablation effect on the loss, "
             "measure the behaviours the roles are for (bigram continuation loss, loss on "
-            "each half of repeated random tokens, pronoun-probe accuracy) and check that "
+            "each half of repeated random tokens, pronoun-probe accuracy, the loss on names "
+            "already said in a held-out story against names said first) and check that "
             "zero-ablating each labelled head hurts its own behaviour more than any other "
             "head, and write report.md with the grids (PNG), the classified heads and their "
             "strongest examples, plus scores.json. Default text set: the stories probe "
@@ -51,7 +52,7 @@ def register(subparsers) -> None:
 def cmd_heads(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
     from gpt2lab.files import writable_dir
-    from gpt2lab.interp.behaviours import BehaviourSet, pronoun_contrasts
+    from gpt2lab.interp.behaviours import BehaviourSet, name_recall_set, pronoun_contrasts
     from gpt2lab.interp.heads import default_induction
     from gpt2lab.interp.report import build_heads_report, write_heads_report
     from gpt2lab.interp.texts import load_text_set
@@ -67,6 +68,7 @@ def cmd_heads(args: argparse.Namespace) -> int:
         texts,
         default_induction(model.config.block_size),
         pronoun_contrasts(tokenizer, args.probes, args.seed, context),
+        name_recall_set(tokenizer, seed=args.seed, max_tokens=min(context, 128)),
     )
     report = build_heads_report(
         model,

@@ -26,8 +26,10 @@ ground truth is written by the same code that writes its sentence, so the two ca
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import random
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,6 +325,13 @@ class StoryWriter:
             sentences.append(self.pick(middle)())
         sentences.append(self.ending(hero, friend))
         return " ".join(sentences)
+
+
+@functools.cache
+def name_pattern() -> re.Pattern[str]:
+    """A regular expression that finds every character name of the corpus as a whole word."""
+    names = sorted({name for names in NAMES.values() for name in names}, key=len, reverse=True)
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b")
 
 
 def generate_stories(n: int | None = None, seed: int = 0) -> Iterator[str]:

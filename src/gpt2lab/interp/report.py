@@ -352,6 +352,9 @@ def behaviours_markdown(spec: Specificity, roles: Sequence[HeadRole], image: str
         "pronoun_accuracy": f"{spec.n_contrasts} coreference probes cut after the pronoun: "
         "antecedent's name above the distractor's",
         "pronoun_margin": "mean logit(antecedent) − logit(distractor) on the same probes",
+        "said_name_loss": f"{spec.n_said_names} mentions of a name already said in one of "
+        f"{spec.n_name_texts} held-out stories (its first token)",
+        "new_name_loss": f"{spec.n_new_names} first mentions of a name, after the story's first",
     }
     lines = ["", "## Behaviours", "", "| behaviour | value | measured on |", "|---|---:|---|"]
     for name, value in clean.items():
@@ -386,7 +389,47 @@ def behaviours_markdown(spec: Specificity, roles: Sequence[HeadRole], image: str
             f"| {c.role} | {labelled} | {BEHAVIOURS[c.behaviour]} | {top} | {runner} "
             f"| **{c.verdict}** |"
         )
-    return lines + ["", f"![behaviours under ablation]({image})"]
+    return (
+        lines
+        + name_lines(spec, roles)
+        + together_lines(spec)
+        + ["", f"![behaviours under ablation]({image})"]
+    )
+
+
+def together_lines(spec: Specificity) -> list[str]:
+    """The report's table of every behaviour with all heads of a role removed at once (none
+    when no head is labelled)."""
+    if not spec.together:
+        return []
+    names = list(spec.clean)
+    lines = [
+        "",
+        "**Every head of a role removed at once** (Δ = ablated − clean; heads that share a job "
+        "each look dispensable alone):",
+        "",
+        "| role removed | " + " | ".join(BEHAVIOURS[n] for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for role, values in spec.together.items():
+        cells = " | ".join(f"{values[n] - spec.clean[n]:+.3f}" for n in names)
+        lines.append(f"| {role} | {cells} |")
+    return lines
+
+
+def name_lines(spec: Specificity, roles: Sequence[HeadRole], k: int = 3) -> list[str]:
+    """The report's sentence on the heads the loss on said-before names needs (none when it
+    was not measured): no role claims it, so the grid is read as it is."""
+    if "said_name_loss" not in spec.delta:
+        return []
+    delta = spec.delta["said_name_loss"]  # (n_layer, n_head)
+    ranked = sorted(np.ndindex(delta.shape), key=lambda h: float(delta[h]), reverse=True)[:k]
+    found = ", ".join(f"{head_name(h, roles)} ({float(delta[h]):+.3f})" for h in ranked)
+    return [
+        "",
+        f"**Names said before** (no role is checked against them): the heads whose removal "
+        f"raises their loss most are {found}.",
+    ]
 
 
 def partner_lines(spec: Specificity) -> list[str]:

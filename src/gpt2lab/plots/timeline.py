@@ -23,13 +23,16 @@ def timeline_figure(
     checkpoints: Curve,
     role_scores: Mapping[str, Sequence[float | None]],
     cloze: Sequence[float],
+    names: tuple[Sequence[float | None], Sequence[float | None]] | None = None,
     log_step: bool = False,
 ) -> Figure:
     """Two panels on one step axis.
 
     top: the logged train loss (thin), its piecewise-linear fit (`fitted`: the fit's points
     and values), the logged val loss (dots), each checkpoint's recomputed val loss
-    (`checkpoints`: steps, losses; squares) and a dashed line at each slope change;
+    (`checkpoints`: steps, losses; squares), the loss on names said before and on names said
+    first (`names`: one value per checkpoint each, None where not measured; triangles) and a
+    dashed line at each slope change;
     bottom: per checkpoint, the best head score of each role (`role_scores`: {role: one
     value per checkpoint, None where not measured}) and the cloze accuracy (black).
     """
@@ -40,6 +43,12 @@ def timeline_figure(
     if len(val[0]):
         ax_loss.plot(*val, "o", color="C0", ms=4, label="val loss (logged)")
     ax_loss.plot(*checkpoints, "s", color="k", ms=5, mfc="none", label="val loss (checkpoint)")
+    if names is not None:
+        for values, style, label in zip(
+            names, ("^-", "v--"), ("loss on names said before", "loss on names said first")
+        ):
+            values = np.array([np.nan if v is None else v for v in values], dtype=float)
+            ax_loss.plot(checkpoints[0], values, style, color="C2", ms=4, lw=1, label=label)
     for i, step in enumerate(changes):
         for ax in (ax_loss, ax_probe):
             ax.axvline(step, color="C3", ls="--", lw=1, label="slope change" if i == 0 else None)

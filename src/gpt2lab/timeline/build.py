@@ -96,6 +96,7 @@ class TimelineInputs:
     sample_tokens: int
     seed: int
     n_probes: int
+    names: Any = None  # interp.behaviours.NameRecall: held-out stories' name mentions
 
 
 def run_config(run_dir: Path):
@@ -140,6 +141,7 @@ def make_inputs(
     heads`)."""
     from gpt2lab.data.prepared import read_data_spec
     from gpt2lab.evaluate import read_probe_records
+    from gpt2lab.interp.behaviours import name_recall_set
     from gpt2lab.interp.texts import packed_probe_text_set
     from gpt2lab.pretrained import read_config, tokenizer_for
     from gpt2lab.train.metrics import find_run
@@ -170,6 +172,7 @@ def make_inputs(
         sample_tokens=sample_tokens or cfg.sample_tokens,
         seed=cfg.seed if seed is None else seed,
         n_probes=probes,
+        names=name_recall_set(tokenizer, max_tokens=min(context, 128)),
     )
 
 
@@ -248,6 +251,10 @@ class CheckpointSummary:
     induction_loss: float | None
     cloze_accuracy: float
     cloze_by_kind: dict[str, float]
+    said_name_loss: float | None = None
+    """The loss on names already said in a held-out story (interp.behaviours.name_losses)."""
+    new_name_loss: float | None = None
+    """The loss on names said there for the first time."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data: the fields, `roles` as a list of dicts."""
@@ -259,14 +266,22 @@ class CheckpointSummary:
 
 def summarize_model(model, step: int, inputs: TimelineInputs, train_loss: float | None = None):
     """A `CheckpointSummary` of a loaded model (what `checkpoint_summary` does after loading)."""
+    import torch
+
     from gpt2lab.evaluate import cloze_score
+    from gpt2lab.interp.behaviours import name_losses
     from gpt2lab.interp.heads import compute_head_scores
+    from gpt2lab.model import eval_mode
     from gpt2lab.train.callbacks import sample_text
 
     loss, tokens = val_loss(model, inputs)
     sample = sample_text(model, inputs.tokenizer, inputs.prompt, inputs.sample_tokens, inputs.seed)
     scores = compute_head_scores(model, inputs.texts, progress=False)
     cloze = cloze_score(model, inputs.tokenizer, inputs.cloze_records)
+    names = {}
+    if inputs.names is not None:
+        with torch.no_grad(), eval_mode(model):
+            names = name_losses(model, inputs.names)
     return CheckpointSummary(
         step=step,
         val_loss=loss,
@@ -277,6 +292,8 @@ def summarize_model(model, step: int, inputs: TimelineInputs, train_loss: float 
         induction_loss=scores.induction_loss,
         cloze_accuracy=cloze["accuracy"],
         cloze_by_kind={k: v["accuracy"] for k, v in cloze["by_kind"].items()},
+        said_name_loss=names.get("said_name_loss"),
+        new_name_loss=names.get("new_name_loss"),
     )
 
 

@@ -27,6 +27,7 @@ def write_timeline(timeline: Timeline, out: str | Path) -> Path:
         checkpoints=([p.step for p in points], [p.val_loss for p in points]),
         role_scores={r.role: [p.role_score(r.role) for p in points] for r in points[0].roles},
         cloze=[p.cloze_accuracy for p in points],
+        names=([p.said_name_loss for p in points], [p.new_name_loss for p in points]),
         log_step=c.fit.log_step,
     )
     atomic_write(out / "timeline.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110))
@@ -60,8 +61,15 @@ def what_changed(timeline: Timeline, change: SlopeChange) -> str:
         return head + ": no kept checkpoint on " + ("its left" if before is None else "its right")
     parts = [f"val loss {before.val_loss:.3f} → {after.val_loss:.3f}"]
     parts.append(f"cloze {before.cloze_accuracy:.2f} → {after.cloze_accuracy:.2f}")
+    if before.said_name_loss is not None and after.said_name_loss is not None:
+        parts.append(f"names said before {before.said_name_loss:.2f} → {after.said_name_loss:.2f}")
     parts += [f"{r.role} {r.score:.2f} → {after.role_score(r.role):.2f}" for r in before.roles]
     return f"{head}, checkpoints {before.step} → {after.step}: " + ", ".join(parts)
+
+
+def name_cell(said: float | None, new: float | None) -> str:
+    """'3.23 / 5.51', with '–' for a loss not measured."""
+    return " / ".join("–" if v is None else f"{v:.2f}" for v in (said, new))
 
 
 def timeline_markdown(timeline: Timeline, image: str) -> str:
@@ -94,17 +102,21 @@ def timeline_markdown(timeline: Timeline, image: str) -> str:
         f"packed texts of {s['probes']} stories probes (heads passing the threshold in "
         "brackets); cloze: the right word of agreement and object-pronoun probes more likely "
         f'than the wrong one; sample: "{cell(s["prompt"])}", seed {s["seed"]}, '
-        "temperature 0.8, top-k 40. ◆ marks the first checkpoint after a slope change.",
+        "temperature 0.8, top-k 40; names: the loss on names already said in a held-out "
+        "story / said there first (a model that copies the names it has read scores the "
+        "first far lower). ◆ marks the first checkpoint after a slope change.",
         "",
-        "| step | val loss | slope change | " + " | ".join(roles) + " | cloze | sample |",
-        "|---:|---:|---|" + "---:|" * len(roles) + "---:|---|",
+        "| step | val loss | slope change | "
+        + " | ".join(roles)
+        + " | cloze | names: said before / first | sample |",
+        "|---:|---:|---|" + "---:|" * len(roles) + "---:|---:|---|",
     ]
     for i, p in enumerate(points):
         marks = "; ".join(f"◆ {ch.step:.0f}" for ch in timeline.changes_at(i))
         scores = " | ".join(f"{r.score:.2f} ({r.heads})" for r in p.roles)
         lines.append(
             f"| {p.step} | {p.val_loss:.3f} | {marks} | {scores} | {p.cloze_accuracy:.2f} | "
-            f"{cell(p.sample, 90)} |"
+            f"{name_cell(p.said_name_loss, p.new_name_loss)} | {cell(p.sample, 90)} |"
         )
     lines += ["", "## Samples", ""]
     for p in points:

@@ -316,3 +316,7 @@ class CheckpointResponse(BaseModel):
     induction_loss: float | None
     cloze_accuracy: float
     cloze_by_kind: dict[str, float]
+    said_name_loss: float | None = Field(
+        None, description="Loss on names already said in a held-out story."
+    )
+    new_name_loss: float | None = Field(None, description="Loss on names said there first.")

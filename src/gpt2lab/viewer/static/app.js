@@ -794,6 +794,7 @@ function renderCheckpoint(index, c) {
   $("timeline-val-loss").textContent = fixed(c.val_loss, 4);
   $("timeline-train-loss").textContent = c.train_loss === null ? "–" : fixed(c.train_loss, 4);
   $("timeline-cloze").textContent = `${(c.cloze_accuracy * 100).toFixed(1)}%`;
+  $("timeline-names").textContent = `${fixed(c.said_name_loss)} / ${fixed(c.new_name_loss)}`;
   $("timeline-changes").textContent = changes.length
     ? changes.map((ch) => `◆ the slope changed at step ${ch.step.toFixed(0)}: ${per100(ch.slope_before)} → ${per100(ch.slope_after)} per 100 steps`).join("; ")
     : "no slope change since the previous checkpoint";
