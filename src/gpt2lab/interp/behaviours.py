@@ -215,11 +215,24 @@ def bigram_batch(texts: TextSet, device=None):
     if not chosen:
         return None
     idx, mask, targets = padded_batch([t for t, _ in chosen])
-    keep = torch.zeros_like(targets, dtype=torch.bool)  # (B, T)
-    for b, (tokens, strings) in enumerate(chosen):
-        start = targets.shape[1] - (len(tokens) - 1)  # column of the target token 1
-        keep[b, [start + j - 1 for j in bigram_targets(strings)]] = True
+    keep = target_mask(
+        targets,
+        [len(t) for t, _ in chosen],
+        [(b, j) for b, (_, strings) in enumerate(chosen) for j in bigram_targets(strings)],
+    )
     return idx.to(device), mask.to(device), targets.masked_fill(~keep, -1).to(device)
+
+
+def target_mask(
+    targets: torch.Tensor, lengths: Sequence[int], tokens: Sequence[tuple[int, int]]
+) -> torch.Tensor:
+    """(B, T) bool, True where a `padded_batch` of sequences of these `lengths` predicts token
+    j of its row b, for each (b, j) of `tokens` (j ≥ 1): padding is on the left, so token 1
+    of row b sits in column T − (lengths[b] − 1)."""
+    keep = torch.zeros_like(targets, dtype=torch.bool)
+    for b, j in tokens:
+        keep[b, targets.shape[1] - (lengths[b] - 1) + j - 1] = True
+    return keep
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,14 +272,12 @@ def name_losses(model, names: NameRecall) -> dict[str, float]:
     kind without mentions is left out)."""
     idx, mask, targets = padded_batch(names.tokens, device_of(model))
     logits, _ = model(idx, attention_mask=mask)  # (B, T, V)
-    lengths = [len(t) for t in names.tokens if len(t) > 1]
-    rows = [b for b, t in enumerate(names.tokens) if len(t) > 1]  # padded_batch's rows
+    kept = [row for row, t in enumerate(names.tokens) if len(t) > 1]  # padded_batch's rows
+    batch_row = {row: b for b, row in enumerate(kept)}
+    lengths = [len(names.tokens[row]) for row in kept]
     values = {}
     for key, mentions in (("said_name_loss", names.said), ("new_name_loss", names.new)):
-        keep = torch.zeros_like(targets, dtype=torch.bool)  # (B, T)
-        for row, position in mentions:
-            b = rows.index(row)
-            keep[b, targets.shape[1] - (lengths[b] - 1) + position - 1] = True
+        keep = target_mask(targets, lengths, [(batch_row[r], j) for r, j in mentions])
         if keep.any():
             values[key] = float(
                 torch.nn.functional.cross_entropy(logits[keep].float(), targets[keep])
