@@ -13,10 +13,12 @@ from gpt2lab.cli import main
 from gpt2lab.data import words as W
 from gpt2lab.data.stories import (
     ANIMALS,
+    NAMES,
     OBJECTS,
     PEOPLE,
     generate_stories,
     generate_text,
+    name_mentions,
     probe_examples,
 )
 from gpt2lab.tokenizer import get_tokenizer
@@ -123,3 +125,11 @@ def test_cli_writes_stories_and_probes(tmp_path, capsys):
     assert len(out.read_bytes()) >= 20000
     lines = probes.read_text().splitlines()
     assert len(lines) == 10 and json.loads(lines[0])["kind"] == "coreference"
+
+
+def test_name_mentions_find_every_name_word_and_nothing_else():
+    names = {name for group in NAMES.values() for name in group}
+    for story in generate_stories(30, seed=9):
+        words = [(m.start(), m.end(), m.group()) for m in regex.finditer(r"\p{L}+", story)]
+        assert name_mentions(story) == [w for w in words if w[2] in names]
+    assert name_mentions("Annie met Ann and Annabel.") == [(0, 5, "Annie")]

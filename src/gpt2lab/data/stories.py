@@ -334,6 +334,11 @@ def name_pattern() -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b")
 
 
+def name_mentions(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, name) of every character name of the corpus in `text`, in order."""
+    return [(m.start(), m.end(), m.group()) for m in name_pattern().finditer(text)]
+
+
 def generate_stories(n: int | None = None, seed: int = 0) -> Iterator[str]:
     """Yield `n` stories (forever if None), the same ones for the same seed."""
     writer = StoryWriter(seed)

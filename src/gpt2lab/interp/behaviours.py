@@ -163,17 +163,10 @@ class NameRecall:
     new: list[tuple[int, int]]
 
 
-def name_mentions(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, name) of every `stories` character name in `text`, in order."""
-    from gpt2lab.data.stories import name_pattern
-
-    return [(m.start(), m.end(), m.group()) for m in name_pattern().finditer(text)]
-
-
 def name_recall_set(tokenizer, n: int = 100, seed: int = 0, max_tokens: int = 128) -> NameRecall:
     """`n` held-out stories (seed NAME_STORIES_SEED + `seed`), each cut to `max_tokens`
     tokens, with their name mentions split into said-before and first (see NameRecall)."""
-    from gpt2lab.data.stories import generate_stories, locate, token_starts
+    from gpt2lab.data.stories import generate_stories, locate, name_mentions, token_starts
 
     recall = NameRecall([], [], [])
     for row, story in enumerate(generate_stories(n, seed=NAME_STORIES_SEED + seed)):
