@@ -260,11 +260,13 @@ def measure_behaviours(model, behaviours: BehaviourSet, hooks: Hooks = ()) -> di
     return values
 
 
+@torch.no_grad()
 def name_losses(model, names: NameRecall) -> dict[str, float]:
     """said_name_loss and new_name_loss: the mean cross-entropy at each kind of mention (a
-    kind without mentions is left out)."""
+    kind without mentions is left out), in eval mode."""
     idx, mask, targets = padded_batch(names.tokens, device_of(model))
-    logits, _ = model(idx, attention_mask=mask)  # (B, T, V)
+    with eval_mode(model):
+        logits, _ = model(idx, attention_mask=mask)  # (B, T, V)
     kept = [row for row, t in enumerate(names.tokens) if len(t) > 1]  # padded_batch's rows
     batch_row = {row: b for b, row in enumerate(kept)}
     lengths = [len(names.tokens[row]) for row in kept]

@@ -266,22 +266,16 @@ class CheckpointSummary:
 
 def summarize_model(model, step: int, inputs: TimelineInputs, train_loss: float | None = None):
     """A `CheckpointSummary` of a loaded model (what `checkpoint_summary` does after loading)."""
-    import torch
-
     from gpt2lab.evaluate import cloze_score
     from gpt2lab.interp.behaviours import name_losses
     from gpt2lab.interp.heads import compute_head_scores
-    from gpt2lab.model import eval_mode
     from gpt2lab.train.callbacks import sample_text
 
     loss, tokens = val_loss(model, inputs)
     sample = sample_text(model, inputs.tokenizer, inputs.prompt, inputs.sample_tokens, inputs.seed)
     scores = compute_head_scores(model, inputs.texts, progress=False)
     cloze = cloze_score(model, inputs.tokenizer, inputs.cloze_records)
-    names = {}
-    if inputs.names is not None:
-        with torch.no_grad(), eval_mode(model):
-            names = name_losses(model, inputs.names)
+    names = name_losses(model, inputs.names) if inputs.names is not None else {}
     return CheckpointSummary(
         step=step,
         val_loss=loss,
