@@ -100,6 +100,9 @@ def test_coreference_probes_are_true():
         for span in (pronoun, antecedent, distractor):
             covered = tok.decode(r["ids"][span["token"] : span["token_end"]])
             assert span["text"] in covered
+        for name in (antecedent, distractor):  # spelled as mid-story, " Lily", never "L" "ily"
+            assert text[name["char"][0] - 1] == " "
+            assert tok.decode([r["ids"][name["token"]]]).startswith(" " + name["text"][0])
         for sentence in r["sentences"]:
             assert tok.decode([r["ids"][sentence["end_token"]]]).strip()[-1] == "."
 

@@ -404,10 +404,16 @@ class ProbeWriter(StoryWriter):
         return a, self.person(second, avoid=a.name)
 
     def coreference(self) -> dict[str, Any]:
-        """'Lily and Tom went to the park. Tom found a kite by the pond. She ...'."""
+        """'One sunny morning, Lily and Tom went to the park. Tom found a kite by the pond. She ...'.
+
+        The lead-in puts a word before the first name, so that every name is spelled as it is
+        mid-story (" Lily", one token) and not as a text's first word ("L" + "ily"). It is a
+        fixed string: it draws nothing from the generator, so the agreement probes stay as
+        they were."""
         a, b = self.pair()
         target, other = (a, b) if self.rng.random() < 0.5 else (b, a)
         m = Marked()
+        m.add("One sunny morning, ")
         m.add(a.name, a.name)
         m.add(" and ")
         m.add(b.name, b.name)
@@ -504,10 +510,11 @@ def probe_examples(n: int, seed: int = 0, tokenizer: Any = "gpt2") -> list[dict[
     for each span, `token` (index of the token holding its first character) and `token_end`
     (one past the token holding its last). A coreference record:
 
-        {"kind": "coreference", "text": "Lily and Tom went to the park. Tom ... . She ...",
-         "pronoun": {"text": "She", "char": [..], "token": 17, "token_end": 18},
+        {"kind": "coreference",
+         "text": "One sunny morning, Lily and Tom went to the park. Tom found ... . She ...",
+         "pronoun": {"text": "She", "char": [80, 83], "token": 21, "token_end": 22},
          "antecedent": {"text": "Lily", ...}, "distractor": {"text": "Tom", ...},
-         "gender": "female", "form": "subject", "sentences": [{"char": [0, 30], "end_token": 7}, ...]}
+         "gender": "female", "form": "subject", "sentences": [{"char": [0, 49], "end_token": 11}, ...]}
 
     An agreement record has `subject`, `verb`, `attractor` spans, `number` ('singular' or
     'plural'), `attractor_number` and `variant` ('prepositional' or 'relative').
