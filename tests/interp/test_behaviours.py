@@ -28,6 +28,7 @@ from gpt2lab.interp.behaviours import (
     measure_behaviours,
     name_recall_set,
     pronoun_contrasts,
+    story_text_set,
 )
 from gpt2lab.interp.heads import (
     HeadRole,
@@ -67,6 +68,27 @@ def test_pronoun_contrasts_come_from_the_annotations():
         assert (" " + record["distractor"]["text"]).startswith(tok.decode([contrast.wrong]))
         assert contrast.right != contrast.wrong
     assert pronoun_contrasts(tok, 20, seed=4, max_tokens=5) == []
+
+
+def test_the_bigram_texts_are_held_out_stories_every_token_once_until_enough_targets():
+    """The name set's stories, whole, in windows, as many as it takes to reach the targets:
+    read back by the tokenizer, not by the windowing under test."""
+    from gpt2lab.data.stories import generate_stories
+
+    tok = get_tokenizer("gpt2")
+    texts = story_text_set(tok, targets=30, seed=2, max_tokens=16)
+    n = int(texts.source.split()[0])
+    assert texts.source == f"{n} held-out stories (seed 12347)"
+    stories = list(generate_stories(n, seed=12345 + 2))
+    assert [i for t in texts.tokens for i in t] == [i for s in stories for i in tok.encode(s)]
+    assert all(1 <= len(t) <= 16 for t in texts.tokens)
+    assert texts.strings == [[tok.decode([i]) for i in t] for t in texts.tokens]
+    found = sum(len(bigram_targets(s)) for s in texts.strings)
+    fewer = story_text_set(tok, targets=30, seed=2, max_tokens=16, max_stories=n - 1)
+    assert found >= 30 > sum(len(bigram_targets(s)) for s in fewer.strings)
+    recall = name_recall_set(tok, n=n, seed=2, max_tokens=10_000)
+    assert recall.tokens == [tok.encode(s) for s in stories]  # the same stories
+    assert story_text_set(tok, targets=30, seed=2, max_tokens=16).tokens == texts.tokens
 
 
 @pytest.mark.parametrize("max_tokens", [40, 128])

@@ -52,7 +52,12 @@ def register(subparsers) -> None:
 def cmd_heads(args: argparse.Namespace) -> int:
     from gpt2lab.errors import GPT2LabError
     from gpt2lab.files import writable_dir
-    from gpt2lab.interp.behaviours import BehaviourSet, name_recall_set, pronoun_contrasts
+    from gpt2lab.interp.behaviours import (
+        BehaviourSet,
+        name_recall_set,
+        pronoun_contrasts,
+        story_text_set,
+    )
     from gpt2lab.interp.heads import default_induction
     from gpt2lab.interp.report import build_heads_report, write_heads_report
     from gpt2lab.interp.texts import load_text_set
@@ -65,7 +70,7 @@ def cmd_heads(args: argparse.Namespace) -> int:
     context = min(model.config.block_size, 256)
     texts = load_text_set(tokenizer, context, args.texts, args.probes, args.seed)
     behaviours = BehaviourSet(
-        texts,
+        story_text_set(tokenizer, seed=args.seed, max_tokens=context),
         default_induction(model.config.block_size),
         pronoun_contrasts(tokenizer, args.probes, args.seed, context),
         name_recall_set(tokenizer, seed=args.seed, max_tokens=min(context, 128)),

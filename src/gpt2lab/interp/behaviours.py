@@ -7,14 +7,18 @@ does with it. Each behaviour is one number on fixed inputs (`BehaviourSet`):
   at the positions where token j − 1 is a non-initial piece of a word, i.e. continues the word
   of token j − 2 ('armen' after 'C' in 'C|armen| and'). That piece alone does not say which
   word it belongs to (' s' ends 'aunts' and 'rings'); the piece before it does, and a
-  previous-token head is how position j − 1 learns it. Measured on the heads report's texts;
-  a piece *continues* a word when its text starts with a letter and the token before it
-  ends with one (no space or punctuation between them).
+  previous-token head is how position j − 1 learns it. A piece *continues* a word when its
+  text starts with a letter and the token before it ends with one (no space or punctuation
+  between them). `gpt2lab heads` measures it on held-out stories (`story_text_set`), text
+  of the kind a `stories` model learned: on the probes the targets are mostly the verb after
+  a probe's first word (a name split in pieces, 'F|ay| galloped'), which a trained default
+  model misses by 17–22 nats, and those outliers decided which head's removal hurt most
+  (docs/interpretability.md, round 11).
 - **first-half loss** and **repeated-half loss** (induction): random tokens repeated twice
   (`heads.InductionSpec`, `heads.half_losses`); an induction head makes the second far lower.
 - **pronoun-probe accuracy** (coreference): the `stories` coreference probes cut right after
-  the pronoun ('Rob and Jane swung to the shallow zoo. Jane lent a narrow sunhat by the warm
-  jungle. She gave him'), and the share of probes whose next-token logit of the antecedent's
+  the pronoun ('One sunny morning, Rob and Jane swung to the shallow zoo. Jane lent a narrow
+  sunhat by the warm jungle. She gave him'), and the share of probes whose next-token logit of the antecedent's
   name (' Rob') is above the distractor's (' Jane'); the mean logit difference of the two is
   the **pronoun margin**. Both names come from the probe's annotations, each as the first
   token of ' ' + name (the form a name takes inside a sentence), so neither is favoured by
@@ -58,6 +62,7 @@ from gpt2lab.interp.heads import (
     induction_scores,
 )
 from gpt2lab.interp.interventions import Hooks, ablate_heads, zero_ablate_head
+from gpt2lab.interp.texts import windowed_text_set
 from gpt2lab.model import device_of, eval_mode
 
 BEHAVIOURS = {
@@ -183,6 +188,30 @@ def name_recall_set(tokenizer, n: int = 100, seed: int = 0, max_tokens: int = 12
                 (recall.said if name in seen else recall.new).append((row, position))
             seen.add(name)
     return recall
+
+
+def story_text_set(
+    tokenizer, targets: int = 200, seed: int = 0, max_tokens: int = 128, max_stories: int = 2000
+) -> TextSet:
+    """Held-out stories (seed NAME_STORIES_SEED + `seed`: they begin with `name_recall_set`'s),
+    whole, each cut into consecutive windows of at most `max_tokens` tokens, until the windows
+    hold at least `targets` bigram targets (or `max_stories` are taken): the texts of the
+    bigram continuation loss. The count of targets, not of stories, is fixed, so a vocabulary
+    that splits few words (4096 BPE: ~1 target a story) and one that splits many (GPT-2's)
+    are measured on about as many targets."""
+    from gpt2lab.data.stories import generate_stories
+
+    texts, found, n = TextSet([], []), 0, 0
+    for story in generate_stories(max_stories, NAME_STORIES_SEED + seed):
+        n += 1
+        windows = windowed_text_set(tokenizer, [story], max_tokens, source="a story")
+        for k in range(len(windows)):
+            texts.append(**windows.item(k))
+        found += sum(len(bigram_targets(strings)) for strings in windows.strings)
+        if found >= targets:
+            break
+    texts.source = f"{n} held-out stories (seed {NAME_STORIES_SEED + seed})"
+    return texts.check()
 
 
 @dataclass
@@ -388,6 +417,7 @@ class Specificity:
     checks: list[RoleCheck]
     partners: list[Partner] = field(default_factory=list)
     n_bigram_targets: int = 0
+    bigram_source: str = ""
     n_contrasts: int = 0
     rep_len: int = 0
     n_name_texts: int = 0
@@ -407,6 +437,7 @@ class Specificity:
                 for p in self.partners
             ],
             "n_bigram_targets": self.n_bigram_targets,
+            "bigram_source": self.bigram_source,
             "n_contrasts": self.n_contrasts,
             "rep_len": self.rep_len,
             "n_name_texts": self.n_name_texts,
@@ -499,6 +530,7 @@ def ablation_specificity(
         checks,
         partners,
         n_bigram_targets=behaviours.n_bigram_targets,
+        bigram_source=behaviours.texts.source,
         n_contrasts=len(behaviours.contrasts),
         rep_len=behaviours.induction.rep_len,
         **name_counts(behaviours.names),

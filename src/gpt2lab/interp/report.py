@@ -346,7 +346,8 @@ def behaviours_markdown(spec: Specificity, roles: Sequence[HeadRole], image: str
     """The 'Behaviours' and 'Ablation specificity' sections of report.md."""
     clean = spec.clean
     inputs = {
-        "bigram_loss": f"{spec.n_bigram_targets} tokens after a non-initial word piece",
+        "bigram_loss": f"{spec.n_bigram_targets} tokens after a non-initial word piece"
+        + (f" in {spec.bigram_source}" if spec.bigram_source else ""),
         "first_half_loss": f"random tokens, first copy of {spec.rep_len}",
         "repeated_half_loss": f"the same {spec.rep_len} tokens again",
         "pronoun_accuracy": f"{spec.n_contrasts} coreference probes cut after the pronoun: "

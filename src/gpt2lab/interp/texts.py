@@ -64,9 +64,15 @@ def file_text_set(tokenizer, path: str | Path, max_tokens: int) -> TextSet:
     if not path.is_file():
         raise GPT2LabError(f"text file not found: {path}")
     raw = path.read_text(encoding="utf-8", errors="replace")
-    texts = TextSet([], [], boundaries=None, source=str(path))
-    for paragraph in (p.strip() for p in raw.split("\n\n")):
-        ids = tokenizer.encode(paragraph, disallowed_special=()) if paragraph else []
+    return windowed_text_set(tokenizer, raw.split("\n\n"), max_tokens, source=str(path))
+
+
+def windowed_text_set(tokenizer, documents, max_tokens: int, source: str) -> TextSet:
+    """Each document (stripped; empty ones skipped) cut into consecutive windows of at most
+    `max_tokens` tokens, every token in exactly one window."""
+    texts = TextSet([], [], boundaries=None, source=source)
+    for document in (d.strip() for d in documents):
+        ids = tokenizer.encode(document, disallowed_special=()) if document else []
         for start in range(0, len(ids), max_tokens):
             window = ids[start : start + max_tokens]
             texts.append(window, token_strings(tokenizer, window))
