@@ -18,11 +18,11 @@ does with it. Each behaviour is one number on fixed inputs (`BehaviourSet`):
   (`heads.InductionSpec`, `heads.half_losses`); an induction head makes the second far lower.
 - **pronoun-probe accuracy** (coreference): the `stories` coreference probes cut right after
   the pronoun ('One sunny morning, Rob and Jane swung to the shallow zoo. Jane lent a narrow
-  sunhat by the warm jungle. She gave him'), and the share of probes whose next-token logit of the antecedent's
-  name (' Rob') is above the distractor's (' Jane'); the mean logit difference of the two is
-  the **pronoun margin**. Both names come from the probe's annotations, each as the first
-  token of ' ' + name (the form a name takes inside a sentence), so neither is favoured by
-  its spelling at the start of the text. A name rarely *follows* a pronoun: this measures
+  sunhat by the warm jungle. She gave him'), and the share of probes whose next-token logit
+  of the antecedent's name (' Rob') is above the distractor's (' Jane'); the mean logit
+  difference of the two is the **pronoun margin**. Both names come from the probe's
+  annotations, each as the first token of ' ' + name, the form both take in the probe text
+  (the lead-in keeps either from starting it). A name rarely *follows* a pronoun: this measures
   which of the two characters the model's state after the pronoun points to, not a fluent
   continuation. The probes always mention the distractor last, so copying the nearest name
   scores 0.
