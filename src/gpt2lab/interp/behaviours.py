@@ -96,8 +96,8 @@ TIE_BREAK = {"pronoun_accuracy": "pronoun_margin"}
 """Accuracy moves in steps of 1/n: heads that change it equally are ranked by the margin."""
 
 NAME_STORIES_SEED = 12345
-"""`stories` seed of the name-recall texts (`name_recall_set` adds its own seed): far from the
-training stories (seed 0) and the stories BPE's text (seed 1)."""
+"""`stories` seed of the held-out stories of `name_recall_set` and `story_text_set` (each adds
+its own seed): far from the training stories (seed 0) and the stories BPE's text (seed 1)."""
 
 PARTNER_DROP = 0.25
 """A head of an earlier layer is an induction head's partner when zero-ablating it removes
