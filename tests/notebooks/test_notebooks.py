@@ -27,7 +27,10 @@ EXPECTED = [
     "07_beyond_attention.ipynb",
 ]
 NOTEBOOKS = [NOTEBOOK_DIR / name for name in EXPECTED]
-CELL_TIMEOUT_S = 600
+CELL_TIMEOUT_S = 1800
+"""A guard against a kernel that hangs, not a speed limit (speed lives in benchmarks/). The
+slowest cell, notebook 4's 500 steps of the default run, takes 4 to 10 minutes on 2 cores
+depending on the machine, and ran past 600 s on a slow one."""
 
 
 def test_the_notebooks_are_all_there():
