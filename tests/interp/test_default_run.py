@@ -74,7 +74,8 @@ def test_a_shortened_default_run_raises_the_role_scores_above_init(tmp_path, mon
 def test_the_default_run_forms_induction_and_previous_token_heads(tmp_path, monkeypatch):
     """500 of the default's 800 steps (4 to 10 minutes on 2 cores): induction heads are
     labelled, the model copies, the previous-token score has risen on the way to its head, and
-    the induction check holds (at step 500 it held in all ten constant-lr runs measured, round 8)."""
+    the induction check holds (at step 500 it held in all ten constant-lr runs measured,
+    round 8)."""
     monkeypatch.chdir(tmp_path)
     model = shortened_default(500)
     trained, scores, texts = best_scores(model)
